@@ -1,0 +1,176 @@
+"""`bigevy`: the operator's command line. Every command talks to a running bigEVY or to Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bigevy.config import Settings
+
+app = typer.Typer(help="bigEVY, the central node of the EVY network.", no_args_is_help=True)
+console = Console()
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="bigEVY base URL (default from settings).")
+]
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text.strip() or response.reason_phrase
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _base_url(url: str | None) -> str:
+    return (url or _settings().base_url).rstrip("/")
+
+
+def _wait_ready(base_url: str, timeout: float) -> bool:
+    """Show each model's state until everything is ready (or the deadline passes)."""
+    deadline = time.monotonic() + timeout
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("waiting for the gateway", total=None)
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{base_url}/readyz", timeout=5)
+                body = ready.json()
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.5)
+                continue
+            states = ", ".join(f"{m}: {s}" for m, s in body.get("models", {}).items())
+            progress.update(task, description=f"loading models ({states or 'starting'})")
+            if ready.status_code == 200:
+                progress.update(task, description=f"ready ({states})")
+                return True
+            if "failed" in body.get("models", {}).values():
+                return False
+            time.sleep(0.5)
+    return False
+
+
+@app.command()
+def up(
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the models.")] = 600,
+) -> None:
+    """Start a local Ray (unless BIGEVY_RAY_ADDRESS names a cluster) and deploy bigEVY."""
+    from bigevy import cluster
+
+    settings = _settings()
+    with console.status("starting Ray"):
+        if settings.ray_address is None:
+            cluster.start_local_ray()
+        cluster.connect(settings)
+    with console.status("deploying the Serve application"):
+        cluster.deploy(settings)
+    base = settings.base_url
+    if not _wait_ready(base, wait):
+        console.print(f"[red]bigEVY is not ready[/red]; see `bigevy status` and {base}/readyz")
+        raise typer.Exit(1)
+    model = settings.default_model
+    console.print(
+        f"\n[bold green]bigEVY is up[/bold green] at {base}  (data dir: {settings.data_dir})\n"
+        f"  OpenAI API:  {base}/v1   docs: {base}/docs   status: bigevy status\n"
+        f"  try:  bigevy chat \"How do I purify water?\"\n"
+        f"        curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+        f"          -d '{{\"model\": \"{model}\", \"messages\": "
+        f"[{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'\n"
+        f"  stop: bigevy down",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def down() -> None:
+    """Remove the bigEVY app; stop the local Ray if `up` started it."""
+    from bigevy import cluster
+
+    settings = _settings()
+    if settings.ray_address is None and not cluster.local_ray_running():
+        console.print("bigEVY is not running")
+        return
+    with console.status("stopping bigEVY"):
+        if settings.ray_address is None:
+            cluster.stop_local_ray()  # takes Serve and every replica with it
+        else:
+            cluster.connect(settings)
+            cluster.undeploy(settings)
+    console.print("bigEVY stopped")
+
+
+@app.command()
+def status(url: UrlOption = None) -> None:
+    """Readiness and each model's state, replicas and throughput."""
+    base = _base_url(url)
+    try:
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        models = httpx.get(f"{base}/v1/admin/models", timeout=10)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]bigEVY is not reachable at {base}[/red]: {exc}")
+        raise typer.Exit(1) from None
+    if models.status_code != 200:
+        console.print(f"[red]bigEVY at {base}: {models.status_code}[/red] {_error_message(models)}")
+        raise typer.Exit(1)
+    is_ready = ready.status_code == 200
+    state = "[green]ready[/green]" if is_ready else "[yellow]not ready[/yellow]"
+    console.print(f"bigEVY at {base}: {state}")
+    table = Table("model", "state", "replicas", "context", "tokens", "tok/s", "memory MB")
+    for m in models.json().get("data", []):
+        replicas = ", ".join(f"{k.lower()} {v}" for k, v in m["replicas"].items())
+        memory = f"{m['memory_bytes'] / 2**20:.0f}" if m.get("memory_bytes") else "-"
+        table.add_row(m["id"], m["state"], replicas, str(m["context_length"]),
+                      str(m["tokens_generated"]), str(m["tokens_per_second"]), memory)
+    console.print(table)
+    if not is_ready:
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    question: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[str | None, typer.Option(help="Model id (default model if omitted).")] = None,
+    profile: Annotated[str | None, typer.Option(help="EVY prompt profile, e.g. sms.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="At most this many tokens.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Ask bigEVY one question and stream the answer."""
+    body: dict[str, object] = {
+        "messages": [{"role": "user", "content": question}],
+        "stream": True,
+    }
+    for key, value in (("model", model), ("profile", profile), ("max_tokens", max_tokens)):
+        if value is not None:
+            body[key] = value
+    try:
+        with httpx.stream("POST", f"{_base_url(url)}/v1/chat/completions", json=body,
+                          timeout=httpx.Timeout(10, read=300)) as response:
+            if response.status_code != 200:
+                response.read()
+                console.print(f"[red]{response.status_code}[/red] {_error_message(response)}")
+                raise typer.Exit(1)
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                for choice in json.loads(line[6:])["choices"]:
+                    console.print(choice["delta"].get("content") or "", end="")
+    except httpx.HTTPError as exc:
+        console.print(f"[red]bigEVY is not reachable[/red]: {exc}")
+        raise typer.Exit(1) from None
+    console.print()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,96 @@
+"""Getting bigEVY onto Ray: start or join a cluster, deploy the Serve app, tear it down.
+
+Used by the CLI. A local cluster is started with `ray start --head` so it outlives the
+`bigevy up` process; Ray's token authentication stays on (the default), and every Ray
+client we start sets `RAY_AUTH_MODE=token` to present the token Ray wrote under `~/.ray/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from bigevy.config import Settings
+
+LOCAL_ADDRESS = "127.0.0.1:6379"
+
+
+def ray_env() -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _ray_cli() -> str:
+    found = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if not found:
+        raise RuntimeError("the `ray` command is not installed")
+    return found
+
+
+def local_ray_running() -> bool:
+    """Is the local head's GCS listening? (`ray status` would retry for most of a minute.)"""
+    host, port = LOCAL_ADDRESS.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_local_ray(num_cpus: int | None = None) -> None:
+    """A single-node Ray head on loopback, unless one is already up."""
+    if local_ray_running():
+        return
+    command = [
+        _ray_cli(), "start", "--head",
+        "--node-ip-address", "127.0.0.1",
+        "--port", LOCAL_ADDRESS.rsplit(":", 1)[1],
+        "--dashboard-host", "127.0.0.1",
+        "--disable-usage-stats",
+    ]
+    if num_cpus:
+        command += ["--num-cpus", str(num_cpus)]
+    subprocess.run(command, env=ray_env(), check=True, capture_output=True, text=True)
+
+
+def stop_local_ray() -> None:
+    subprocess.run([_ray_cli(), "stop"], env=ray_env(), check=False, capture_output=True)
+
+
+def connect(settings: Settings) -> None:
+    """Join the configured cluster (or the local one) as a driver, quietly."""
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"})
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.ray_address or LOCAL_ADDRESS,
+            namespace="serve",
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+
+
+def deploy(settings: Settings) -> None:
+    """Deploy (or update in place, rolling) the bigEVY app.
+
+    Returns once the replicas run; models keep loading in the background (see `/readyz`).
+    """
+    from ray import serve
+
+    from deployments.app import build_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(settings), name=settings.app_name, route_prefix="/", blocking=False)
+
+
+def undeploy(settings: Settings) -> None:
+    from ray import serve
+
+    serve.delete(settings.app_name)

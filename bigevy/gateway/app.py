@@ -1,0 +1,169 @@
+"""The gateway's HTTP surface: thin routes over `OpenAIService`, and the one error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bigevy.api.admin import Liveness, ModelStatusList, Readiness
+from bigevy.api.openai import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+)
+from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
+from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
+from bigevy.gateway.service import OpenAIService
+
+log = logging.getLogger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)
+}
+STATUS_READERS = OPERATORS | {Role.reader}
+
+
+def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
+    """Our error behind whatever wrapped it on the way (Ray task errors, Serve back-pressure)."""
+    from ray.serve.exceptions import BackPressureError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BigEvyError):
+            return type(seen)(seen.message, param=seen.param, code=seen.code,
+                              retry_after=seen.retry_after)
+        if isinstance(seen, BackPressureError):
+            return Unavailable(
+                "bigEVY is at capacity for this model; retry shortly",
+                code="overloaded",
+                retry_after=seen.retry_after_s or retry_after,
+            )
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return None
+
+
+def error_response(error: BigEvyError) -> JSONResponse:
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI, retry_after: int) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        field = ".".join(loc) or None
+        if first.get("type") == "json_invalid":
+            message = f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
+        elif field is None:
+            message = f"request body must be a JSON object: {first['msg']}"
+        else:
+            message = f"{field}: {first['msg']}"
+        return error_response(ValidationFailed(message, param=field, code=first.get("type")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = BigEvyError(str(exc.detail), code=f"http_{exc.status_code}")
+        error.status_code = exc.status_code
+        error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        if exc.status_code == 404:
+            error = NotFound(str(exc.detail))
+        return error_response(error)
+
+    @app.exception_handler(BigEvyError)
+    async def _ours(_: Request, exc: BigEvyError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _any(_: Request, exc: Exception) -> JSONResponse:
+        error = as_bigevy_error(exc, retry_after)
+        if error is None:
+            log.exception("unhandled error")
+            error = BigEvyError("internal error; see the server log", code="internal_error")
+        return error_response(error)
+
+
+def _stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def create_app(service: OpenAIService, authenticator: Authenticator | None = None) -> FastAPI:
+    retry_after = service.settings.gateway.retry_after_s
+    app = FastAPI(
+        title="bigEVY",
+        version="0.1.0",
+        description="Central node of the EVY network: OpenAI-compatible answers for lilEVY.",
+    )
+    app.state.service = service
+    app.state.authenticator = authenticator or OpenAccess()
+    _install_error_handlers(app, retry_after)
+
+    async def guarded(call: Any) -> Any:
+        try:
+            return await call
+        except BigEvyError:
+            raise
+        except Exception as exc:
+            error = as_bigevy_error(exc, retry_after)
+            if error is None:
+                raise
+            raise error from None
+
+    @app.get("/healthz", response_model=Liveness, tags=["ops"])
+    async def healthz() -> Liveness:
+        """Public: the gateway process is alive."""
+        return Liveness()
+
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
+             tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """Public: every deployment healthy and every model loaded (503 until then)."""
+        readiness = await service.readiness()
+        return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
+
+    @app.get("/v1/models", response_model=ModelList, tags=["openai"],
+             dependencies=[allow(ANY_ROLE)])
+    async def list_models() -> ModelList:
+        return service.list_models()
+
+    @app.get("/v1/models/{model_id}", response_model=ModelCard, responses=ERRORS,
+             tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    async def get_model(model_id: str) -> ModelCard:
+        return service.get_model(model_id)
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
+              tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    async def chat_completions(request: ChatCompletionRequest) -> Any:
+        """Chat; `stream: true` answers with server-sent events."""
+        result = await guarded(service.chat(request))
+        return result if isinstance(result, ChatCompletion) else _stream(result)
+
+    @app.post("/v1/completions", response_model=Completion, responses=ERRORS,
+              tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    async def completions(request: CompletionRequest) -> Any:
+        result = await guarded(service.completions(request))
+        return result if isinstance(result, Completion) else _stream(result)
+
+    @app.get("/v1/admin/models", response_model=ModelStatusList, responses=ERRORS,
+             tags=["admin"], dependencies=[allow(STATUS_READERS)])
+    async def admin_models() -> ModelStatusList:
+        """Each model's state, replicas and throughput."""
+        return ModelStatusList(data=await service.model_status())
+
+    return app

@@ -1,0 +1,208 @@
+"""CPU engine: llama.cpp through llama-cpp-python, for GGUF models (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bigevy.config import ModelSpec
+from bigevy.errors import ContextLengthExceeded, ModelLoading
+from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
+
+#: A generation that has produced no token for this long makes the replica unhealthy.
+STALL_SECONDS = 120.0
+
+
+def resolve_model_path(source: str) -> Path:
+    """`package:<module>/<file>` names a file shipped inside an installed wheel."""
+    if source.startswith("package:"):
+        module, _, relative = source.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"model package {module!r} is not installed")
+        path = Path(next(iter(spec.submodule_search_locations))) / relative
+    else:
+        path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+class LlamaCppEngine(LLMEngine):
+    """One `llama_cpp.Llama` per replica; generations run one at a time on a worker thread.
+
+    Concurrent requests wait their turn inside the replica (bounded by Serve's
+    `max_ongoing_requests`); a cancelled request is dropped before or during its turn.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.model_path = resolve_model_path(spec.source)
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{spec.id}")
+        self._last_progress = time.monotonic()
+
+    async def start(self) -> None:
+        self._llm = await asyncio.to_thread(self._load)
+
+    def _load(self) -> Any:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        kwargs: dict[str, Any] = {"n_ctx": self.spec.context_length, "verbose": False}
+        if self.spec.n_threads:
+            kwargs["n_threads"] = self.spec.n_threads
+        llm = Llama(model_path=str(self.model_path), **{**kwargs, **self.spec.engine_kwargs})
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm.detokenize([llm.token_eos()], special=True).decode(),
+                bos_token=llm.detokenize([llm.token_bos()], special=True).decode(),
+            )
+        return llm
+
+    def _render(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
+        """Prompt tokens and extra stop strings, exactly as the model will see them."""
+        stop = list(request.stop)
+        if request.messages is not None:
+            if self._formatter is None:
+                text = "".join(f"{m['role']}: {m['content']}\n" for m in request.messages)
+                text += "assistant: "
+            else:
+                formatted = self._formatter(messages=request.messages)
+                text = formatted.prompt
+                if formatted.stop:
+                    extra = [formatted.stop] if isinstance(formatted.stop, str) else formatted.stop
+                    stop += [s for s in extra if s]
+        else:
+            text = request.prompt or ""
+        return self._llm.tokenize(text.encode("utf-8"), special=True), stop
+
+    def _budget(self, n_prompt: int, requested: int | None) -> int:
+        ctx = self.spec.context_length
+        if n_prompt >= ctx:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {ctx} tokens. However, your "
+                f"prompt is {n_prompt} tokens long.",
+                param="messages",
+            )
+        if requested is not None and n_prompt + requested > ctx:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {ctx} tokens. However, you requested "
+                f"{n_prompt + requested} tokens ({n_prompt} in the prompt, {requested} for the "
+                "completion). Please reduce the prompt or max_tokens.",
+                param="max_tokens",
+            )
+        return requested if requested is not None else min(self.spec.sampling.max_tokens,
+                                                            ctx - n_prompt)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        if self._llm is None:
+            raise ModelLoading(f"model {self.spec.id!r} is still loading", retry_after=2)
+        tokens, stop = self._render(request)
+        max_tokens = self._budget(len(tokens), request.max_tokens)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(event: GenerationEvent) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        future = loop.run_in_executor(
+            self._executor, self._run, tokens, max_tokens, stop, request, cancel, emit
+        )
+        self.stats.requests += 1
+        self.stats.active += 1
+        try:
+            yield GenerationEvent(kind="start", prompt_tokens=len(tokens))
+            while True:
+                event = await queue.get()
+                # Coalesce whatever piled up while the consumer was busy: fewer, larger messages.
+                while event.kind == "delta" and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt.kind != "delta":
+                        yield event
+                        event = nxt
+                        break
+                    event.text += nxt.text
+                    event.completion_tokens = nxt.completion_tokens
+                yield event
+                if event.kind == "end":
+                    break
+        finally:
+            cancel.set()
+            self.stats.active -= 1
+            future.cancel()  # drops it if it never started; a running one sees `cancel`
+
+    def _run(
+        self,
+        tokens: list[int],
+        max_tokens: int,
+        stop: list[str],
+        request: GenerationRequest,
+        cancel: threading.Event,
+        emit: Any,
+    ) -> None:
+        from llama_cpp import StoppingCriteriaList
+
+        n_prompt = len(tokens)
+        generated = 0
+
+        def should_stop(ids: Any, _logits: Any) -> bool:
+            nonlocal generated
+            generated = len(ids) - n_prompt
+            self._last_progress = time.monotonic()
+            return cancel.is_set()
+
+        finish: str | None = "cancelled"
+        with self._lock:
+            started = time.monotonic()
+            self._last_progress = started
+            if not cancel.is_set():
+                stream = self._llm.create_completion(
+                    tokens,
+                    max_tokens=max_tokens,
+                    temperature=request.temperature,
+                    top_p=request.top_p,
+                    stop=stop or None,
+                    seed=request.seed,
+                    stream=True,
+                    stopping_criteria=StoppingCriteriaList([should_stop]),
+                )
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        emit(GenerationEvent(kind="delta", text=choice["text"],
+                                             completion_tokens=generated))
+                    finish = choice.get("finish_reason") or finish
+                    if cancel.is_set():
+                        stream.close()
+                        break
+                if cancel.is_set():
+                    finish = "cancelled"
+            self.stats.decode_seconds += time.monotonic() - started
+            self.stats.tokens_generated += generated
+        if finish == "cancelled":
+            self.stats.cancelled += 1
+        emit(GenerationEvent(kind="end", prompt_tokens=n_prompt, completion_tokens=generated,
+                             finish_reason=finish))
+
+    async def check_health(self) -> None:
+        if self._llm is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                await asyncio.to_thread(self._llm.create_completion, " ", max_tokens=1)
+            finally:
+                self._lock.release()
+        elif time.monotonic() - self._last_progress > STALL_SECONDS:
+            raise RuntimeError(f"generation stalled for over {STALL_SECONDS:.0f}s")

@@ -1,0 +1,65 @@
+"""The bigEVY Serve application graph, built from `Settings`.
+
+`bigevy up` calls `build_app(settings)`; `serve deploy serve_config.yaml` calls
+`app_builder(args)` with the config's `args`, which are Settings fields. Both build the same graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from bigevy.config import ModelSpec, Settings
+from bigevy.serving.vllm import gpu_placement
+from deployments.gateway import Gateway
+from deployments.model import ModelDeployment
+
+
+def model_options(spec: ModelSpec) -> dict[str, Any]:
+    """Serve deployment options for one registry entry."""
+    d = spec.deployment
+    options: dict[str, Any] = {
+        "name": spec.deployment_name,
+        "max_ongoing_requests": d.max_ongoing_requests,
+        "max_queued_requests": d.max_queued_requests,
+        "health_check_period_s": d.health_check_period_s,
+        "health_check_timeout_s": d.health_check_timeout_s,
+        # A rolling update lets in-flight generations (up to 2048 tokens) finish first.
+        "graceful_shutdown_timeout_s": 60,
+    }
+    if d.autoscaling is not None:
+        options["autoscaling_config"] = d.autoscaling
+    else:
+        options["num_replicas"] = d.num_replicas
+    if spec.engine == "vllm":
+        options.update(gpu_placement(spec))
+    else:
+        actor: dict[str, Any] = {"num_cpus": d.num_cpus}
+        if d.num_gpus:
+            actor["num_gpus"] = d.num_gpus
+        if d.accelerator_type:
+            actor["accelerator_type"] = d.accelerator_type
+        options["ray_actor_options"] = actor
+    return options
+
+
+def build_app(settings: Settings) -> Application:
+    retry_after = settings.gateway.retry_after_s
+    models = {
+        spec.id: ModelDeployment.options(**model_options(spec)).bind(spec, retry_after)
+        for spec in settings.models
+    }
+    g = settings.gateway
+    gateway = Gateway.options(
+        num_replicas=g.num_replicas,
+        max_ongoing_requests=g.max_ongoing_requests,
+        max_queued_requests=g.max_queued_requests,
+        ray_actor_options={"num_cpus": g.num_cpus},
+    )
+    return gateway.bind(settings, models)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Entry point for `serve deploy` / `serve run`: `args` are Settings fields."""
+    return build_app(Settings(**(args or {})))

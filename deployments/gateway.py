@@ -1,0 +1,61 @@
+"""Serve shell over the gateway: the HTTP ingress that routes each request to its model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from bigevy.config import Settings
+from bigevy.gateway.app import create_app
+from bigevy.gateway.service import OpenAIService
+from bigevy.serving.engine import GenerationEvent, GenerationRequest
+
+
+class HandleModelClient:
+    """A model reached through its Serve deployment handle (Serve's router balances replicas)."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        response = self.handle.options(stream=True).generate.remote(request)
+        try:
+            async for event in response:
+                yield event
+        finally:
+            response.cancel()  # a client that hung up stops the generation on the replica
+
+    async def describe(self) -> dict[str, Any]:
+        return await self.handle.describe.remote()
+
+
+class ServeDeploymentView:
+    """Serve's own status of this application's deployments."""
+
+    def __init__(self, app_name: str) -> None:
+        self.app_name = app_name
+
+    def deployments(self) -> dict[str, tuple[str, dict[str, int]]]:
+        app = serve.status().applications.get(self.app_name)
+        if app is None:
+            return {}
+        return {
+            name: (str(d.status.value if hasattr(d.status, "value") else d.status),
+                   {str(getattr(k, "value", k)): v for k, v in d.replica_states.items()})
+            for name, d in app.deployments.items()
+        }
+
+
+@serve.deployment(name="gateway")
+@serve.ingress()
+class Gateway:
+    def __init__(self, settings: Settings, models: dict[str, DeploymentHandle]) -> None:
+        clients = {model_id: HandleModelClient(h) for model_id, h in models.items()}
+        self.service = OpenAIService(settings, clients, ServeDeploymentView(settings.app_name))
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self.service)
