@@ -88,7 +88,9 @@ class ModelSpec(_Strict):
     context_length: int = Field(2048, ge=128)
     sampling: SamplingDefaults = SamplingDefaults()
     deployment: DeploymentSpec = DeploymentSpec()
-    n_threads: int | None = Field(None, ge=1, description="llama_cpp: CPU threads (default all).")
+    n_threads: int | None = Field(
+        None, ge=1, description="llama_cpp: CPU threads; default all cores (one replica a host)."
+    )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Passed to the engine: llama.cpp Llama(...) or vLLM engine args.",

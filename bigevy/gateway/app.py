@@ -66,6 +66,7 @@ def _install_error_handlers(app: FastAPI, retry_after: int) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(loc) or None
         if first.get("type") == "json_invalid":
+            field = None  # its loc is a character offset, not a field
             message = f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
         elif field is None:
             message = f"request body must be a JSON object: {first['msg']}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -57,9 +58,11 @@ class LlamaCppEngine(LLMEngine):
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        kwargs: dict[str, Any] = {"n_ctx": self.spec.context_length, "verbose": False}
-        if self.spec.n_threads:
-            kwargs["n_threads"] = self.spec.n_threads
+        kwargs: dict[str, Any] = {
+            "n_ctx": self.spec.context_length,
+            "n_threads": self.spec.n_threads or os.cpu_count() or 1,
+            "verbose": False,
+        }
         llm = Llama(model_path=str(self.model_path), **{**kwargs, **self.spec.engine_kwargs})
         template = llm.metadata.get("tokenizer.chat_template")
         if template:

@@ -1,0 +1,84 @@
+"""Shared fixtures: a real Ray + Serve per test module, the real packaged models."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def is_ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ServeCluster:
+    """One Ray + Serve for a test module; `deploy` (re)deploys the bigEVY app on it."""
+
+    def __init__(self) -> None:
+        import ray
+        from ray import serve
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        for attempt in range(2):  # the very first start on a fresh machine can fail once
+            try:
+                ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+                serve.start(http_options={"host": "127.0.0.1", "port": self.port})
+                break
+            except Exception:
+                serve.shutdown()
+                ray.shutdown()
+                if attempt:
+                    raise
+
+    def deploy(self, settings, *, wait_ready: bool = True) -> str:  # noqa: ANN001
+        from ray import serve
+
+        from deployments.app import build_app
+
+        serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
+        if wait_ready:
+            wait_for(lambda: is_ready(self.base_url), 120, "bigEVY /readyz")
+        return self.base_url
+
+    def close(self) -> None:
+        import ray
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def serve_cluster() -> Iterator[ServeCluster]:
+    cluster = ServeCluster()
+    yield cluster
+    cluster.close()

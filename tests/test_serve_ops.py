@@ -1,0 +1,94 @@
+"""Operating the Serve app: back-pressure, readiness with a model that cannot load, redeploys."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from bigevy.config import DEFAULT_MODEL_SOURCE, DeploymentSpec, ModelSpec, Settings
+from tests.conftest import DEFAULT_MODEL, is_ready, wait_for
+
+
+def one_slot_model() -> ModelSpec:
+    """The default model on one replica that holds one request and queues one more."""
+    return ModelSpec(
+        id=DEFAULT_MODEL,
+        source=DEFAULT_MODEL_SOURCE,
+        deployment=DeploymentSpec(num_replicas=1, max_ongoing_requests=1, max_queued_requests=1),
+    )
+
+
+def broken_model(tmp: Path) -> ModelSpec:
+    path = tmp / "broken.gguf"
+    path.write_bytes(b"this is not a GGUF file" * 100)
+    return ModelSpec(
+        id="broken-model",
+        source=str(path),
+        deployment=DeploymentSpec(num_cpus=0.5, health_check_period_s=1),
+    )
+
+
+async def flood(base_url: str, n: int) -> list[httpx.Response]:
+    body = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4,", "max_tokens": 48, "temperature": 0}
+    async with httpx.AsyncClient(timeout=120) as client:
+        return await asyncio.gather(
+            *(client.post(f"{base_url}/v1/completions", json=body) for _ in range(n))
+        )
+
+
+def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    base = serve_cluster.deploy(Settings(data_dir=tmp_path, models=[one_slot_model()]))
+    replies = asyncio.run(flood(base, 8))
+    codes = sorted(r.status_code for r in replies)
+    assert set(codes) == {200, 503}, codes
+    assert codes.count(200) >= 2  # the one running and the one queued were served
+    for reply in replies:
+        if reply.status_code == 503:
+            assert int(reply.headers["Retry-After"]) >= 1
+            assert reply.json()["error"]["code"] == "overloaded"
+        else:
+            assert reply.json()["choices"][0]["text"]
+    again = httpx.post(f"{base}/v1/completions", timeout=60,
+                       json={"model": DEFAULT_MODEL, "prompt": "Hello", "max_tokens": 4})
+    assert again.status_code == 200
+
+
+def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
+    serve_cluster, tmp_path: Path  # noqa: ANN001
+) -> None:
+    good = ModelSpec(id=DEFAULT_MODEL, source=DEFAULT_MODEL_SOURCE,
+                     deployment=DeploymentSpec(num_cpus=0.5))
+    settings = Settings(data_dir=tmp_path, models=[good, broken_model(tmp_path)])
+    base = serve_cluster.deploy(settings, wait_ready=False)
+
+    def readiness() -> httpx.Response:
+        return httpx.get(f"{base}/readyz", timeout=10)
+
+    wait_for(lambda: readiness().json()["models"].get("broken-model") == "failed", 60,
+             "the broken model to be reported failed")
+    reply = readiness()
+    assert reply.status_code == 503
+    assert reply.json()["ready"] is False
+    wait_for(lambda: readiness().json()["models"][DEFAULT_MODEL] == "ready", 60, "good model")
+
+    statuses = {m["id"]: m for m in httpx.get(f"{base}/v1/admin/models").json()["data"]}
+    assert statuses["broken-model"]["state"] == "failed"
+    assert statuses[DEFAULT_MODEL]["state"] == "ready"
+
+    refused = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
+        "model": "broken-model", "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 503 and "Retry-After" in refused.headers
+    served = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
+        "model": DEFAULT_MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert served.status_code == 200
+
+    # Removing the model is a config change applied by redeploying the same app.
+    serve_cluster.deploy(Settings(data_dir=tmp_path, models=[good]))
+    assert is_ready(base)
+    assert httpx.get(f"{base}/readyz").json()["models"] == {DEFAULT_MODEL: "ready"}
+    missing = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
+        "model": "broken-model", "messages": [{"role": "user", "content": "hi"}]})
+    assert missing.status_code == 404
+
