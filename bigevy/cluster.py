@@ -17,9 +17,6 @@ from pathlib import Path
 
 from bigevy.config import Settings
 
-LOCAL_ADDRESS = "127.0.0.1:6379"
-
-
 def ray_env() -> dict[str, str]:
     return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -31,33 +28,38 @@ def _ray_cli() -> str:
     return found
 
 
-def local_ray_running() -> bool:
+def local_address(settings: Settings) -> str:
+    return f"127.0.0.1:{settings.ray_port}"
+
+
+def local_ray_running(settings: Settings) -> bool:
     """Is the local head's GCS listening? (`ray status` would retry for most of a minute.)"""
-    host, port = LOCAL_ADDRESS.rsplit(":", 1)
     try:
-        with socket.create_connection((host, int(port)), timeout=1):
+        with socket.create_connection(("127.0.0.1", settings.ray_port), timeout=1):
             return True
     except OSError:
         return False
 
 
-def start_local_ray(num_cpus: int | None = None) -> None:
+def start_local_ray(settings: Settings) -> None:
     """A single-node Ray head on loopback, unless one is already up."""
-    if local_ray_running():
+    if local_ray_running(settings):
         return
     command = [
         _ray_cli(), "start", "--head",
         "--node-ip-address", "127.0.0.1",
-        "--port", LOCAL_ADDRESS.rsplit(":", 1)[1],
+        "--port", str(settings.ray_port),
         "--dashboard-host", "127.0.0.1",
+        "--dashboard-port", str(settings.ray_dashboard_port),
         "--disable-usage-stats",
     ]
-    if num_cpus:
-        command += ["--num-cpus", str(num_cpus)]
-    subprocess.run(command, env=ray_env(), check=True, capture_output=True, text=True)
+    result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"`ray start --head` failed:\n{result.stderr[-2000:]}")
 
 
 def stop_local_ray() -> None:
+    """Stops the Ray processes of this machine's local head (what `bigevy up` started)."""
     subprocess.run([_ray_cli(), "stop"], env=ray_env(), check=False, capture_output=True)
 
 
@@ -68,7 +70,7 @@ def connect(settings: Settings) -> None:
 
     if not ray.is_initialized():
         ray.init(
-            address=settings.ray_address or LOCAL_ADDRESS,
+            address=settings.ray_address or local_address(settings),
             namespace="serve",
             log_to_driver=False,
             logging_level="ERROR",

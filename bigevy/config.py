@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None, description="Existing Ray cluster to join; None starts a local one (bigevy up)."
     )
+    ray_port: int = Field(6379, ge=1, le=65535, description="GCS port of the local Ray head.")
+    ray_dashboard_port: int = Field(8265, ge=1, le=65535, description="Local Ray dashboard.")
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     default_model: str | None = Field(None, description="Used when a request names no model.")
     gateway: GatewaySpec = GatewaySpec()

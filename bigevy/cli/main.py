@@ -72,7 +72,7 @@ def up(
     settings = _settings()
     with console.status("starting Ray"):
         if settings.ray_address is None:
-            cluster.start_local_ray()
+            cluster.start_local_ray(settings)
         cluster.connect(settings)
     with console.status("deploying the Serve application"):
         cluster.deploy(settings)
@@ -99,7 +99,7 @@ def down() -> None:
     from bigevy import cluster
 
     settings = _settings()
-    if settings.ray_address is None and not cluster.local_ray_running():
+    if settings.ray_address is None and not cluster.local_ray_running(settings):
         console.print("bigEVY is not running")
         return
     with console.status("stopping bigEVY"):

@@ -106,7 +106,7 @@ class ModelServer:
             raise RuntimeError(f"model {self.spec.id} failed to load: {self.error}")
         await self.engine.check_health()
 
-    def describe(self) -> dict[str, Any]:
+    async def describe(self) -> dict[str, Any]:
         """This replica's view of its model, for `/v1/admin/models` and `/readyz`."""
         return {
             "id": self.spec.id,

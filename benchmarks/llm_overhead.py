@@ -1,0 +1,168 @@
+"""What does serving through Ray Serve cost? Same model, prompts and max_tokens, greedy:
+tokens/s and time-to-first-token streamed over the Serve HTTP route vs. raw llama-cpp-python
+in-process, measured alternately in the same run.
+
+    .venv/bin/python benchmarks/llm_overhead.py [--rounds 3] [--max-tokens 128]
+
+Goals (issue 2): Serve >= 0.95x raw tokens/s; median TTFT overhead <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+
+import httpx
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from bigevy.config import Settings  # noqa: E402
+from bigevy.serving.llamacpp import resolve_model_path  # noqa: E402
+
+SYSTEM = "You are EVY, a helpful assistant. Answer clearly."
+QUESTIONS = [
+    "How do I make river water safe to drink?",
+    "What are the signs of dehydration in a child?",
+    "What should I do during a flood?",
+    "How do I treat a small burn?",
+    "Why do plants need sunlight?",
+    "How can I keep food fresh without a fridge?",
+    "What is malaria and how does it spread?",
+    "How do I prepare for a cyclone?",
+]
+
+
+@dataclass
+class Run:
+    ttft: float
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds
+
+
+def messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+class Raw:
+    """The baseline: the same GGUF, context, threads and chat template, in this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        spec = settings.models[0]
+        self.llm = Llama(model_path=str(resolve_model_path(spec.source)),
+                         n_ctx=spec.context_length, n_threads=spec.n_threads or os.cpu_count(),
+                         verbose=False)
+        self.format = Jinja2ChatFormatter(
+            template=self.llm.metadata["tokenizer.chat_template"],
+            eos_token=self.llm.detokenize([self.llm.token_eos()], special=True).decode(),
+            bos_token=self.llm.detokenize([self.llm.token_bos()], special=True).decode(),
+        )
+
+    def run(self, question: str, max_tokens: int) -> Run:
+        formatted = self.format(messages=messages(question))
+        started = time.perf_counter()
+        first = None
+        tokens = 0
+        for chunk in self.llm.create_completion(formatted.prompt, max_tokens=max_tokens,
+                                                temperature=0.0, stream=True,
+                                                stop=formatted.stop):
+            tokens += 1
+            if first is None and chunk["choices"][0]["text"]:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        return Run(ttft=(first or end) - started, tokens=tokens, seconds=end - started)
+
+
+def serve_run(base_url: str, model: str, question: str, max_tokens: int) -> Run:
+    body = {"model": model, "messages": messages(question), "max_tokens": max_tokens,
+            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=120) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            elif first is None and chunk["choices"][0]["delta"].get("content"):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return Run(ttft=(first or end) - started, tokens=tokens, seconds=end - started)
+
+
+def start_serve(settings: Settings) -> str:
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{base_url}/readyz", timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("bigEVY did not become ready")
+        time.sleep(0.5)
+    return base_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    settings = Settings(data_dir=tempfile.mkdtemp(prefix="bigevy-bench-"))
+    model = settings.models[0].id
+    base_url = start_serve(settings)
+    raw = Raw(settings)
+    raw.run(QUESTIONS[0], 8)  # warm both paths once
+    serve_run(base_url, model, QUESTIONS[0], 8)
+
+    raw_runs: list[Run] = []
+    serve_runs: list[Run] = []
+    for _ in range(args.rounds):
+        for question in QUESTIONS:  # alternate, so drift in machine load hits both alike
+            raw_runs.append(raw.run(question, args.max_tokens))
+            serve_runs.append(serve_run(base_url, model, question, args.max_tokens))
+
+    def tps(runs: list[Run]) -> float:
+        return sum(r.tokens for r in runs) / sum(r.seconds for r in runs)
+
+    raw_tps, serve_tps = tps(raw_runs), tps(serve_runs)
+    raw_ttft = statistics.median(r.ttft for r in raw_runs) * 1000
+    serve_ttft = statistics.median(r.ttft for r in serve_runs) * 1000
+    overheads = [(s.ttft - r.ttft) * 1000 for r, s in zip(raw_runs, serve_runs, strict=True)]
+    print(f"model {model}, {len(raw_runs)} requests each, max_tokens {args.max_tokens}, greedy, "
+          f"{os.cpu_count()} CPU threads")
+    print(f"{'':24}{'raw llama.cpp':>16}{'Serve HTTP':>16}")
+    print(f"{'tokens generated':24}{sum(r.tokens for r in raw_runs):>16}"
+          f"{sum(r.tokens for r in serve_runs):>16}")
+    print(f"{'tokens/s':24}{raw_tps:>16.1f}{serve_tps:>16.1f}")
+    print(f"{'median TTFT (ms)':24}{raw_ttft:>16.1f}{serve_ttft:>16.1f}")
+    print(f"ratio Serve/raw tokens/s: {serve_tps / raw_tps:.3f}  (goal >= 0.95)")
+    print(f"median TTFT overhead: {statistics.median(overheads):.1f} ms  (goal <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

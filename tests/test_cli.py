@@ -1,0 +1,53 @@
+"""The operator's CLI end to end: `bigevy up`, `chat`, `status`, `down`, as a newcomer runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+BIGEVY = str(Path(sys.executable).parent / "bigevy")
+
+
+def test_up_chat_status_down(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "BIGEVY_PORT": str(port),
+        "BIGEVY_DATA_DIR": str(tmp_path / "data"),
+        "BIGEVY_RAY_PORT": str(free_port()),
+        "BIGEVY_RAY_DASHBOARD_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+
+    def bigevy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIGEVY, *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    try:
+        up = bigevy("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"http://127.0.0.1:{port}/v1" in up.stdout
+        assert (tmp_path / "data").is_dir()
+
+        chat = bigevy("chat", "How do I make water safe to drink?", "--max-tokens", "24")
+        assert chat.returncode == 0, chat.stdout + chat.stderr
+        assert len(chat.stdout.split()) >= 3
+
+        status = bigevy("status")
+        assert status.returncode == 0 and "ready" in status.stdout
+        assert "smollm2-135m-instruct" in status.stdout
+
+        refused = bigevy("chat", "hi", "--profile", "poetry")
+        assert refused.returncode == 1 and "valid profiles" in refused.stdout
+    finally:
+        down = bigevy("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
