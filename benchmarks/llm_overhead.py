@@ -5,6 +5,9 @@ in-process, measured alternately in the same run.
     .venv/bin/python benchmarks/llm_overhead.py [--rounds 3] [--max-tokens 128]
 
 Goals (issue 2): Serve >= 0.95x raw tokens/s; median TTFT overhead <= 50 ms.
+
+The raw baseline runs in a subprocess of its own, not in this (client) process: a second
+llama.cpp with its OpenMP threads in the client process measurably slowed the Serve replica.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import httpx
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from bigevy.config import Settings  # noqa: E402
-from bigevy.serving.llamacpp import resolve_model_path  # noqa: E402
+from bigevy.config import Settings
+from bigevy.serving.llamacpp import default_threads, resolve_model_path
 
 SYSTEM = "You are EVY, a helpful assistant. Answer clearly."
 QUESTIONS = [
@@ -61,9 +66,12 @@ class Raw:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         spec = settings.models[0]
-        self.llm = Llama(model_path=str(resolve_model_path(spec.source)),
-                         n_ctx=spec.context_length, n_threads=spec.n_threads or os.cpu_count(),
-                         verbose=False)
+        self.llm = Llama(
+            model_path=str(resolve_model_path(spec.source)),
+            n_ctx=spec.context_length,
+            n_threads=spec.n_threads or default_threads(),
+            verbose=False,
+        )
         self.format = Jinja2ChatFormatter(
             template=self.llm.metadata["tokenizer.chat_template"],
             eos_token=self.llm.detokenize([self.llm.token_eos()], special=True).decode(),
@@ -75,9 +83,13 @@ class Raw:
         started = time.perf_counter()
         first = None
         tokens = 0
-        for chunk in self.llm.create_completion(formatted.prompt, max_tokens=max_tokens,
-                                                temperature=0.0, stream=True,
-                                                stop=formatted.stop):
+        for chunk in self.llm.create_completion(
+            formatted.prompt,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stream=True,
+            stop=formatted.stop,
+        ):
             tokens += 1
             if first is None and chunk["choices"][0]["text"]:
                 first = time.perf_counter()
@@ -85,9 +97,34 @@ class Raw:
         return Run(ttft=(first or end) - started, tokens=tokens, seconds=end - started)
 
 
+def raw_round(settings: Settings, max_tokens: int) -> list[Run]:
+    """One pass over QUESTIONS with raw llama-cpp-python, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--raw-worker", "--max-tokens", str(max_tokens)],
+        input=settings.model_dump_json(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [Run(**r) for r in json.loads(out.stdout)]
+
+
+def raw_worker(max_tokens: int) -> None:
+    settings = Settings.model_validate_json(sys.stdin.read())
+    raw = Raw(settings)
+    raw.run(QUESTIONS[0], 8)  # warm-up
+    print(json.dumps([asdict(raw.run(q, max_tokens)) for q in QUESTIONS]))
+
+
 def serve_run(base_url: str, model: str, question: str, max_tokens: int) -> Run:
-    body = {"model": model, "messages": messages(question), "max_tokens": max_tokens,
-            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": model,
+        "messages": messages(question),
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     started = time.perf_counter()
     first = None
     tokens = 0
@@ -130,21 +167,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (both).")
+    parser.add_argument("--stream-interval-ms", type=int, default=None)
+    parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw_worker:
+        return raw_worker(args.max_tokens)
 
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="bigevy-bench-"))
+    spec = settings.models[0]
+    if args.threads:
+        spec.n_threads = args.threads
+    if args.stream_interval_ms is not None:
+        spec.stream_interval_ms = args.stream_interval_ms
     model = settings.models[0].id
     base_url = start_serve(settings)
-    raw = Raw(settings)
-    raw.run(QUESTIONS[0], 8)  # warm both paths once
-    serve_run(base_url, model, QUESTIONS[0], 8)
+    serve_run(base_url, model, QUESTIONS[0], 8)  # warm-up
 
     raw_runs: list[Run] = []
     serve_runs: list[Run] = []
-    for _ in range(args.rounds):
-        for question in QUESTIONS:  # alternate, so drift in machine load hits both alike
-            raw_runs.append(raw.run(question, args.max_tokens))
-            serve_runs.append(serve_run(base_url, model, question, args.max_tokens))
+    for _ in range(args.rounds):  # rounds alternate, so drift in machine load hits both alike
+        raw_runs += raw_round(settings, args.max_tokens)
+        serve_runs += [serve_run(base_url, model, q, args.max_tokens) for q in QUESTIONS]
 
     def tps(runs: list[Run]) -> float:
         return sum(r.tokens for r in runs) / sum(r.seconds for r in runs)
@@ -153,11 +197,16 @@ def main() -> None:
     raw_ttft = statistics.median(r.ttft for r in raw_runs) * 1000
     serve_ttft = statistics.median(r.ttft for r in serve_runs) * 1000
     overheads = [(s.ttft - r.ttft) * 1000 for r, s in zip(raw_runs, serve_runs, strict=True)]
-    print(f"model {model}, {len(raw_runs)} requests each, max_tokens {args.max_tokens}, greedy, "
-          f"{os.cpu_count()} CPU threads")
+    print(
+        f"model {model}, {len(raw_runs)} requests each, max_tokens {args.max_tokens}, greedy, "
+        f"{spec.n_threads or default_threads()} llama.cpp threads, "
+        f"stream interval {spec.stream_interval_ms} ms"
+    )
     print(f"{'':24}{'raw llama.cpp':>16}{'Serve HTTP':>16}")
-    print(f"{'tokens generated':24}{sum(r.tokens for r in raw_runs):>16}"
-          f"{sum(r.tokens for r in serve_runs):>16}")
+    print(
+        f"{'tokens generated':24}{sum(r.tokens for r in raw_runs):>16}"
+        f"{sum(r.tokens for r in serve_runs):>16}"
+    )
     print(f"{'tokens/s':24}{raw_tps:>16.1f}{serve_tps:>16.1f}")
     print(f"{'median TTFT (ms)':24}{raw_ttft:>16.1f}{serve_ttft:>16.1f}")
     print(f"ratio Serve/raw tokens/s: {serve_tps / raw_tps:.3f}  (goal >= 0.95)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bigevy.config import Settings
 
+
 def ray_env() -> dict[str, str]:
     return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -46,11 +47,17 @@ def start_local_ray(settings: Settings) -> None:
     if local_ray_running(settings):
         return
     command = [
-        _ray_cli(), "start", "--head",
-        "--node-ip-address", "127.0.0.1",
-        "--port", str(settings.ray_port),
-        "--dashboard-host", "127.0.0.1",
-        "--dashboard-port", str(settings.ray_dashboard_port),
+        _ray_cli(),
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(settings.ray_port),
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(settings.ray_dashboard_port),
         "--disable-usage-stats",
     ]
     result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
@@ -80,7 +87,7 @@ def connect(settings: Settings) -> None:
 def deploy(settings: Settings) -> None:
     """Deploy (or update in place, rolling) the bigEVY app.
 
-    Returns once the replicas run; models keep loading in the background (see `/readyz`).
+    Returns once the gateway is created; models may still be loading (see `/readyz`).
     """
     from ray import serve
 
@@ -89,7 +96,8 @@ def deploy(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(build_app(settings), name=settings.app_name, route_prefix="/", blocking=False)
+    target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
+    serve.run_many([target], wait_for_applications_running=False)
 
 
 def undeploy(settings: Settings) -> None:

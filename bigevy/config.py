@@ -61,6 +61,9 @@ class DeploymentSpec(_Strict):
     num_cpus: float = Field(1.0, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
     accelerator_type: str | None = None
+    max_constructor_retry_count: int = Field(
+        3, ge=1, description="Failed loads of a replica before its model is marked failed."
+    )
     health_check_period_s: float = Field(10.0, gt=0)
     health_check_timeout_s: float = Field(30.0, gt=0)
 
@@ -89,11 +92,17 @@ class ModelSpec(_Strict):
     sampling: SamplingDefaults = SamplingDefaults()
     deployment: DeploymentSpec = DeploymentSpec()
     n_threads: int | None = Field(
-        None, ge=1, description="llama_cpp: CPU threads; default all cores (one replica a host)."
+        None, ge=1, description="llama_cpp: CPU threads; default all cores but one."
     )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Passed to the engine: llama.cpp Llama(...) or vLLM engine args.",
+    )
+    stream_interval_ms: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Streamed tokens are sent at most this often (first token at once); 0 = each.",
     )
 
     @property

@@ -23,6 +23,7 @@ def model_options(spec: ModelSpec) -> dict[str, Any]:
         "name": spec.deployment_name,
         "max_ongoing_requests": d.max_ongoing_requests,
         "max_queued_requests": d.max_queued_requests,
+        "max_constructor_retry_count": d.max_constructor_retry_count,
         "health_check_period_s": d.health_check_period_s,
         "health_check_timeout_s": d.health_check_timeout_s,
         # A rolling update lets in-flight generations (up to 2048 tokens) finish first.

@@ -11,7 +11,7 @@ from ray.serve.handle import DeploymentHandle
 
 from bigevy.config import Settings
 from bigevy.gateway.app import create_app
-from bigevy.gateway.service import OpenAIService
+from bigevy.gateway.service import DeploymentState, OpenAIService
 from bigevy.serving.engine import GenerationEvent, GenerationRequest
 
 
@@ -39,13 +39,16 @@ class ServeDeploymentView:
     def __init__(self, app_name: str) -> None:
         self.app_name = app_name
 
-    def deployments(self) -> dict[str, tuple[str, dict[str, int]]]:
+    def deployments(self) -> dict[str, DeploymentState]:
         app = serve.status().applications.get(self.app_name)
         if app is None:
             return {}
         return {
-            name: (str(d.status.value if hasattr(d.status, "value") else d.status),
-                   {str(getattr(k, "value", k)): v for k, v in d.replica_states.items()})
+            name: DeploymentState(
+                status=str(getattr(d.status, "value", d.status)),
+                replicas={str(getattr(k, "value", k)): n for k, n in d.replica_states.items()},
+                message=d.message,
+            )
             for name, d in app.deployments.items()
         }
 

@@ -59,12 +59,13 @@ class ServeCluster:
                 if attempt:
                     raise
 
-    def deploy(self, settings, *, wait_ready: bool = True) -> str:  # noqa: ANN001
+    def deploy(self, settings, *, wait_ready: bool = True) -> str:
         from ray import serve
 
         from deployments.app import build_app
 
-        serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
+        target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
+        serve.run_many([target], wait_for_applications_running=False)
         if wait_ready:
             wait_for(lambda: is_ready(self.base_url), 120, "bigEVY /readyz")
         return self.base_url

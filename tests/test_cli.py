@@ -27,8 +27,9 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
     }
 
     def bigevy(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([BIGEVY, *args], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            [BIGEVY, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     try:
         up = bigevy("up")

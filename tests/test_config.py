@@ -48,11 +48,15 @@ def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert settings.base_url == "http://127.0.0.1:8000"
 
 
-def test_env_overrides_yaml_overrides_defaults(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_env_overrides_yaml_overrides_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = tmp_path / "bigevy.yaml"
-    config.write_text(yaml.safe_dump({"port": 9001, "gateway": {"num_replicas": 3},
-                                      "data_dir": str(tmp_path / "d")}))
+    config.write_text(
+        yaml.safe_dump(
+            {"port": 9001, "gateway": {"num_replicas": 3}, "data_dir": str(tmp_path / "d")}
+        )
+    )
     monkeypatch.setenv("BIGEVY_CONFIG", str(config))
     assert Settings().port == 9001 and Settings().gateway.num_replicas == 3
     monkeypatch.setenv("BIGEVY_PORT", "9002")
@@ -79,8 +83,9 @@ def test_bad_settings_fail_loudly(change: dict[str, Any], message: str) -> None:
         Settings(**change)
 
 
-def test_serve_config_builds_the_same_app_as_bigevy_up(monkeypatch: pytest.MonkeyPatch,
-                                                       tmp_path: Path) -> None:
+def test_serve_config_builds_the_same_app_as_bigevy_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     from_up = graph(build_app(Settings()))
     from_serve_config = graph(app_builder(serve_args(REPO / "serve_config.yaml")))

@@ -18,8 +18,13 @@ SPEC = ModelSpec(id="smollm2", source=DEFAULT_MODEL_SOURCE, context_length=512)
 
 
 def request(**kwargs: object) -> GenerationRequest:
-    base = {"request_id": "t", "max_tokens": 16, "temperature": 0.0, "top_p": 1.0,
-            "messages": [{"role": "user", "content": "Name a fruit."}]}
+    base = {
+        "request_id": "t",
+        "max_tokens": 16,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "messages": [{"role": "user", "content": "Name a fruit."}],
+    }
     return GenerationRequest(**{**base, **kwargs})  # type: ignore[arg-type]
 
 
@@ -37,7 +42,7 @@ def server() -> ModelServer:
     return asyncio.run(start())
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -52,8 +57,9 @@ def test_stream_is_start_deltas_end(server: ModelServer) -> None:
 
 
 def test_context_overflow_is_refused_before_any_token(server: ModelServer) -> None:
-    got = run(events(server.generate(request(messages=[{"role": "user",
-                                                         "content": "rain " * 600}]))))
+    got = run(
+        events(server.generate(request(messages=[{"role": "user", "content": "rain " * 600}])))
+    )
     assert [e.kind for e in got] == ["error"]
     assert isinstance(got[0].error, ContextLengthExceeded)
 
@@ -85,7 +91,7 @@ def test_health_check_runs_the_model(server: ModelServer) -> None:
 
 
 def test_missing_model_file_is_named() -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere.gguf"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.gguf"):
         resolve_model_path("/nowhere.gguf")
     with pytest.raises(FileNotFoundError, match="not_a_package"):
         resolve_model_path("package:not_a_package/x.gguf")

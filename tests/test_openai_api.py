@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API, through a real Serve app on the real SmolLM2, with the `openai` client."""
+"""The OpenAI-compatible API: a real Serve app, the real SmolLM2, the official `openai` client."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ QUESTION = [{"role": "user", "content": "What should I do if a person is bleedin
 
 
 @pytest.fixture(scope="module")
-def base_url(serve_cluster, tmp_path_factory) -> str:  # noqa: ANN001
+def base_url(serve_cluster, tmp_path_factory) -> str:
     return serve_cluster.deploy(Settings(data_dir=tmp_path_factory.mktemp("data")))
 
 
@@ -36,8 +36,9 @@ def test_chat_completion_answers_with_usage(client: openai.OpenAI) -> None:
 
 def test_greedy_answers_repeat_exactly(client: openai.OpenAI) -> None:
     def ask() -> str:
-        reply = client.chat.completions.create(messages=QUESTION, max_tokens=24, temperature=0,
-                                               model=DEFAULT_MODEL)
+        reply = client.chat.completions.create(
+            messages=QUESTION, max_tokens=24, temperature=0, model=DEFAULT_MODEL
+        )
         return reply.choices[0].message.content
 
     assert ask() == ask()
@@ -59,8 +60,12 @@ def test_streaming_chat_matches_the_non_streamed_answer(client: openai.OpenAI) -
 
 
 def test_completions_plain_and_streamed(client: openai.OpenAI) -> None:
-    kwargs = {"model": DEFAULT_MODEL, "prompt": "Water is safe to drink after you", "max_tokens": 16,
-              "temperature": 0}
+    kwargs = {
+        "model": DEFAULT_MODEL,
+        "prompt": "Water is safe to drink after you",
+        "max_tokens": 16,
+        "temperature": 0,
+    }
     whole = client.completions.create(**kwargs)
     assert whole.choices[0].text.strip()
     assert whole.usage.completion_tokens > 0
@@ -90,8 +95,9 @@ def test_profiles_change_the_prompt_and_unknown_lists_valid(client: openai.OpenA
         )
         return reply.usage.prompt_tokens
 
-    counts = {p: prompt_tokens(p) for p in ("general", "technical", "educational", "analytical",
-                                            "sms")}
+    counts = {
+        p: prompt_tokens(p) for p in ("general", "technical", "educational", "analytical", "sms")
+    }
     assert len(set(counts.values())) == 5, counts
     with pytest.raises(openai.BadRequestError) as err:
         prompt_tokens("poetry")
@@ -102,8 +108,9 @@ def test_profiles_change_the_prompt_and_unknown_lists_valid(client: openai.OpenA
 @pytest.mark.parametrize("max_tokens", [0, 2049, 5000])
 def test_max_tokens_outside_1_to_2048_is_400(client: openai.OpenAI, max_tokens: int) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(model=DEFAULT_MODEL, messages=QUESTION,
-                                       max_tokens=max_tokens)
+        client.chat.completions.create(
+            model=DEFAULT_MODEL, messages=QUESTION, max_tokens=max_tokens
+        )
     assert err.value.body["param"] == "max_tokens"
 
 
@@ -114,7 +121,8 @@ def test_prompt_longer_than_context_is_400(client: openai.OpenAI) -> None:
     assert err.value.code == "context_length_exceeded"
     with pytest.raises(openai.BadRequestError) as err:  # fits, but not with the completion
         client.chat.completions.create(
-            model=DEFAULT_MODEL, messages=[{"role": "user", "content": "flood " * 1000}],
+            model=DEFAULT_MODEL,
+            messages=[{"role": "user", "content": "flood " * 1000}],
             max_tokens=2048,
         )
     assert err.value.code == "context_length_exceeded"
@@ -140,12 +148,16 @@ def test_empty_messages_is_422_naming_the_field(client: openai.OpenAI) -> None:
         (b'{"model": "smollm2-135m-instruct"}', "messages"),
         (b'{"messages": [{"role": "wizard", "content": "hi"}]}', "messages.0.role"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 9}', "temperature"),
-        (b'[1, 2, 3]', None),
+        (b"[1, 2, 3]", None),
     ],
 )
 def test_malformed_bodies_are_422_in_openai_shape(base_url: str, body: bytes, param: str) -> None:
-    reply = httpx.post(f"{base_url}/v1/chat/completions", content=body, timeout=30,
-                       headers={"Content-Type": "application/json"})
+    reply = httpx.post(
+        f"{base_url}/v1/chat/completions",
+        content=body,
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+    )
     assert reply.status_code == 422
     error = reply.json()["error"]
     assert error["param"] == param and error["message"] and error["type"]
@@ -173,8 +185,13 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
         return httpx.get(f"{base_url}/v1/admin/models", timeout=10).json()["data"][0]
 
     before = model_status()
-    body = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 2000,
-            "temperature": 0, "stream": True}
+    body = {
+        "model": DEFAULT_MODEL,
+        "prompt": "1, 2, 3, 4, 5, 6, 7,",
+        "max_tokens": 2000,
+        "temperature": 0,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{base_url}/v1/completions", json=body, timeout=60) as reply:
         assert reply.status_code == 200
         lines = reply.iter_lines()
@@ -184,6 +201,9 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
     after = model_status()
     assert after["active"] == 0
     assert after["tokens_generated"] - before["tokens_generated"] < 1000  # far from the 2000 asked
-    reply = httpx.post(f"{base_url}/v1/completions", timeout=30,
-                       json={"prompt": "Hello", "max_tokens": 4, "model": DEFAULT_MODEL})
+    reply = httpx.post(
+        f"{base_url}/v1/completions",
+        timeout=30,
+        json={"prompt": "Hello", "max_tokens": 4, "model": DEFAULT_MODEL},
+    )
     assert reply.status_code == 200

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import httpx
 
-from bigevy.config import DEFAULT_MODEL_SOURCE, DeploymentSpec, ModelSpec, Settings
-from tests.conftest import DEFAULT_MODEL, is_ready, wait_for
+from bigevy.config import (
+    DEFAULT_MODEL_SOURCE,
+    DeploymentSpec,
+    ModelSpec,
+    SamplingDefaults,
+    Settings,
+)
+from tests.conftest import DEFAULT_MODEL, wait_for
 
 
 def one_slot_model() -> ModelSpec:
@@ -38,7 +45,7 @@ async def flood(base_url: str, n: int) -> list[httpx.Response]:
         )
 
 
-def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: Path) -> None:
     base = serve_cluster.deploy(Settings(data_dir=tmp_path, models=[one_slot_model()]))
     replies = asyncio.run(flood(base, 8))
     codes = sorted(r.status_code for r in replies)
@@ -50,45 +57,109 @@ def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: 
             assert reply.json()["error"]["code"] == "overloaded"
         else:
             assert reply.json()["choices"][0]["text"]
-    again = httpx.post(f"{base}/v1/completions", timeout=60,
-                       json={"model": DEFAULT_MODEL, "prompt": "Hello", "max_tokens": 4})
+    again = httpx.post(
+        f"{base}/v1/completions",
+        timeout=60,
+        json={"model": DEFAULT_MODEL, "prompt": "Hello", "max_tokens": 4},
+    )
     assert again.status_code == 200
 
 
 def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
-    serve_cluster, tmp_path: Path  # noqa: ANN001
+    serve_cluster,
+    tmp_path: Path,
 ) -> None:
-    good = ModelSpec(id=DEFAULT_MODEL, source=DEFAULT_MODEL_SOURCE,
-                     deployment=DeploymentSpec(num_cpus=0.5))
+    good = ModelSpec(
+        id=DEFAULT_MODEL, source=DEFAULT_MODEL_SOURCE, deployment=DeploymentSpec(num_cpus=0.5)
+    )
     settings = Settings(data_dir=tmp_path, models=[good, broken_model(tmp_path)])
     base = serve_cluster.deploy(settings, wait_ready=False)
+    seen: list[tuple[int, str]] = []
 
-    def readiness() -> httpx.Response:
-        return httpx.get(f"{base}/readyz", timeout=10)
+    def broken_failed() -> bool:
+        try:
+            reply = httpx.get(f"{base}/readyz", timeout=10)
+            state = reply.json()["models"]["broken-model"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False  # the gateway itself is not up yet
+        seen.append((reply.status_code, state))
+        return state == "failed"
 
-    wait_for(lambda: readiness().json()["models"].get("broken-model") == "failed", 60,
-             "the broken model to be reported failed")
-    reply = readiness()
-    assert reply.status_code == 503
-    assert reply.json()["ready"] is False
-    wait_for(lambda: readiness().json()["models"][DEFAULT_MODEL] == "ready", 60, "good model")
+    wait_for(broken_failed, 120, "the broken model to be reported failed")
+    assert "loading" in [state for _, state in seen], seen  # it was tried before it failed
+    assert all(code == 503 for code, _ in seen)
+    wait_for(
+        lambda: httpx.get(f"{base}/readyz").json()["models"][DEFAULT_MODEL] == "ready",
+        60,
+        "the good model",
+    )
+    assert httpx.get(f"{base}/readyz").status_code == 503
 
     statuses = {m["id"]: m for m in httpx.get(f"{base}/v1/admin/models").json()["data"]}
     assert statuses["broken-model"]["state"] == "failed"
+    assert statuses["broken-model"]["error"]  # the reason, for the operator
     assert statuses[DEFAULT_MODEL]["state"] == "ready"
 
-    refused = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
-        "model": "broken-model", "messages": [{"role": "user", "content": "hi"}]})
-    assert refused.status_code == 503 and "Retry-After" in refused.headers
-    served = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
-        "model": DEFAULT_MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    served = httpx.post(
+        f"{base}/v1/chat/completions",
+        timeout=60,
+        json={
+            "model": DEFAULT_MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 4,
+        },
+    )
     assert served.status_code == 200
 
     # Removing the model is a config change applied by redeploying the same app.
     serve_cluster.deploy(Settings(data_dir=tmp_path, models=[good]))
-    assert is_ready(base)
     assert httpx.get(f"{base}/readyz").json()["models"] == {DEFAULT_MODEL: "ready"}
-    missing = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
-        "model": "broken-model", "messages": [{"role": "user", "content": "hi"}]})
+    missing = httpx.post(
+        f"{base}/v1/chat/completions",
+        timeout=30,
+        json={"model": "broken-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert missing.status_code == 404
 
+
+def test_redeploying_a_changed_model_drops_no_request(serve_cluster, tmp_path: Path) -> None:
+    base = serve_cluster.deploy(Settings(data_dir=tmp_path))
+    outcomes: list[int | str] = []
+    stop = threading.Event()
+
+    def ask_repeatedly() -> None:
+        while not stop.is_set():
+            try:
+                reply = httpx.post(
+                    f"{base}/v1/chat/completions",
+                    timeout=60,
+                    json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16},
+                )
+                outcomes.append(reply.status_code)
+            except httpx.HTTPError as exc:
+                outcomes.append(repr(exc))
+
+    clients = [threading.Thread(target=ask_repeatedly) for _ in range(3)]
+    for client in clients:
+        client.start()
+
+    def replica() -> str | None:
+        return httpx.get(f"{base}/v1/admin/models", timeout=10).json()["data"][0]["replica"]
+
+    try:
+        wait_for(lambda: len(outcomes) >= 3, 60, "traffic before the update")
+        old_replica = replica()
+        changed = ModelSpec(
+            id=DEFAULT_MODEL,
+            source=DEFAULT_MODEL_SOURCE,
+            sampling=SamplingDefaults(temperature=0.2, max_tokens=64),
+        )
+        serve_cluster.deploy(Settings(data_dir=tmp_path, models=[changed]), wait_ready=False)
+        wait_for(lambda: replica() not in (old_replica, None), 120, "the new replica")
+        served_before = len(outcomes)
+        wait_for(lambda: len(outcomes) >= served_before + 3, 60, "traffic after the update")
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+    assert outcomes and all(code == 200 for code in outcomes), outcomes

@@ -20,6 +20,7 @@ class ModelStatus(BaseModel):
     requests: int = 0
     active: int = 0
     cancelled: int = 0
+    replica: str | None = Field(None, description="The replica that answered for the model.")
     tokens_generated: int = Field(0, description="Reported by the replica that answered.")
     tokens_per_second: float = Field(0.0, description="Decode speed of that replica.")
     memory_bytes: int | None = Field(None, description="Resident memory of that replica.")

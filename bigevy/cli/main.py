@@ -84,10 +84,10 @@ def up(
     console.print(
         f"\n[bold green]bigEVY is up[/bold green] at {base}  (data dir: {settings.data_dir})\n"
         f"  OpenAI API:  {base}/v1   docs: {base}/docs   status: bigevy status\n"
-        f"  try:  bigevy chat \"How do I purify water?\"\n"
+        f'  try:  bigevy chat "How do I purify water?"\n'
         f"        curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\\n"
-        f"          -d '{{\"model\": \"{model}\", \"messages\": "
-        f"[{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'\n"
+        f'          -d \'{{"model": "{model}", "messages": '
+        f'[{{"role": "user", "content": "Hello"}}]}}\'\n'
         f"  stop: bigevy down",
         soft_wrap=True,
     )
@@ -131,8 +131,15 @@ def status(url: UrlOption = None) -> None:
     for m in models.json().get("data", []):
         replicas = ", ".join(f"{k.lower()} {v}" for k, v in m["replicas"].items())
         memory = f"{m['memory_bytes'] / 2**20:.0f}" if m.get("memory_bytes") else "-"
-        table.add_row(m["id"], m["state"], replicas, str(m["context_length"]),
-                      str(m["tokens_generated"]), str(m["tokens_per_second"]), memory)
+        table.add_row(
+            m["id"],
+            m["state"],
+            replicas,
+            str(m["context_length"]),
+            str(m["tokens_generated"]),
+            str(m["tokens_per_second"]),
+            memory,
+        )
     console.print(table)
     if not is_ready:
         raise typer.Exit(1)
@@ -155,8 +162,12 @@ def chat(
         if value is not None:
             body[key] = value
     try:
-        with httpx.stream("POST", f"{_base_url(url)}/v1/chat/completions", json=body,
-                          timeout=httpx.Timeout(10, read=300)) as response:
+        with httpx.stream(
+            "POST",
+            f"{_base_url(url)}/v1/chat/completions",
+            json=body,
+            timeout=httpx.Timeout(10, read=300),
+        ) as response:
             if response.status_code != 200:
                 response.read()
                 console.print(f"[red]{response.status_code}[/red] {_error_message(response)}")

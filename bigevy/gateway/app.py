@@ -40,8 +40,9 @@ def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, BigEvyError):
-            return type(seen)(seen.message, param=seen.param, code=seen.code,
-                              retry_after=seen.retry_after)
+            return type(seen)(
+                seen.message, param=seen.param, code=seen.code, retry_after=seen.retry_after
+            )
         if isinstance(seen, BackPressureError):
             return Unavailable(
                 "bigEVY is at capacity for this model; retry shortly",
@@ -131,38 +132,60 @@ def create_app(service: OpenAIService, authenticator: Authenticator | None = Non
         """Public: the gateway process is alive."""
         return Liveness()
 
-    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
-             tags=["ops"])
+    @app.get(
+        "/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["ops"]
+    )
     async def readyz() -> JSONResponse:
         """Public: every deployment healthy and every model loaded (503 until then)."""
         readiness = await service.readiness()
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
-    @app.get("/v1/models", response_model=ModelList, tags=["openai"],
-             dependencies=[allow(ANY_ROLE)])
+    @app.get(
+        "/v1/models", response_model=ModelList, tags=["openai"], dependencies=[allow(ANY_ROLE)]
+    )
     async def list_models() -> ModelList:
         return service.list_models()
 
-    @app.get("/v1/models/{model_id}", response_model=ModelCard, responses=ERRORS,
-             tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    @app.get(
+        "/v1/models/{model_id}",
+        response_model=ModelCard,
+        responses=ERRORS,
+        tags=["openai"],
+        dependencies=[allow(ANY_ROLE)],
+    )
     async def get_model(model_id: str) -> ModelCard:
         return service.get_model(model_id)
 
-    @app.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
-              tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    @app.post(
+        "/v1/chat/completions",
+        response_model=ChatCompletion,
+        responses=ERRORS,
+        tags=["openai"],
+        dependencies=[allow(ANY_ROLE)],
+    )
     async def chat_completions(request: ChatCompletionRequest) -> Any:
         """Chat; `stream: true` answers with server-sent events."""
         result = await guarded(service.chat(request))
         return result if isinstance(result, ChatCompletion) else _stream(result)
 
-    @app.post("/v1/completions", response_model=Completion, responses=ERRORS,
-              tags=["openai"], dependencies=[allow(ANY_ROLE)])
+    @app.post(
+        "/v1/completions",
+        response_model=Completion,
+        responses=ERRORS,
+        tags=["openai"],
+        dependencies=[allow(ANY_ROLE)],
+    )
     async def completions(request: CompletionRequest) -> Any:
         result = await guarded(service.completions(request))
         return result if isinstance(result, Completion) else _stream(result)
 
-    @app.get("/v1/admin/models", response_model=ModelStatusList, responses=ERRORS,
-             tags=["admin"], dependencies=[allow(STATUS_READERS)])
+    @app.get(
+        "/v1/admin/models",
+        response_model=ModelStatusList,
+        responses=ERRORS,
+        tags=["admin"],
+        dependencies=[allow(STATUS_READERS)],
+    )
     async def admin_models() -> ModelStatusList:
         """Each model's state, replicas and throughput."""
         return ModelStatusList(data=await service.model_status())

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bigevy.api.admin import ModelStatus, Readiness
@@ -50,10 +51,32 @@ class ModelClient(Protocol):
     async def describe(self) -> dict[str, Any]: ...
 
 
-class DeploymentView(Protocol):
-    """Serve's view of deployments: name -> (status, replica counts by state)."""
+@dataclass
+class DeploymentState:
+    """Serve's view of one deployment."""
 
-    def deployments(self) -> dict[str, tuple[str, dict[str, int]]]: ...
+    status: str  # HEALTHY, UPDATING, DEPLOYING, UNHEALTHY, DEPLOY_FAILED, ...
+    replicas: dict[str, int]  # replica count by replica state (RUNNING, STARTING, ...)
+    message: str = ""
+
+    @property
+    def model_state(self) -> str:
+        """What a model's state is when no replica of it can answer for itself."""
+        if self.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            return "failed"
+        if not self.replicas.get("RUNNING"):
+            return "loading"
+        return "unknown"
+
+
+#: In-process use (no Serve): the model is there, one replica.
+IN_PROCESS = DeploymentState(status="HEALTHY", replicas={"RUNNING": 1})
+
+
+class DeploymentView(Protocol):
+    """Serve's view of this application's deployments, by deployment name."""
+
+    def deployments(self) -> dict[str, DeploymentState]: ...
 
 
 class OpenAIService:
@@ -123,9 +146,7 @@ class OpenAIService:
             raise first.error
         return first, stream
 
-    async def chat(
-        self, request: ChatCompletionRequest
-    ) -> ChatCompletion | AsyncIterator[str]:
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[str]:
         spec, client = self._resolve(request.model)
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         generation = self._generation(request, spec, request_id)
@@ -180,7 +201,10 @@ class OpenAIService:
                     if include_usage:
                         yield model_dump_sse(
                             ChatCompletionChunk(
-                                id=request_id, created=created, model=model, choices=[],
+                                id=request_id,
+                                created=created,
+                                model=model,
+                                choices=[],
                                 usage=_usage(first, event),
                             )
                         )
@@ -216,7 +240,9 @@ class OpenAIService:
         def chunk(text: str, finish: str | None = None) -> str:
             return model_dump_sse(
                 Completion(
-                    id=request_id, created=created, model=model,
+                    id=request_id,
+                    created=created,
+                    model=model,
                     choices=[CompletionChoice(text=text, finish_reason=finish)],
                 )
             )
@@ -249,51 +275,54 @@ class OpenAIService:
         spec, _ = self._resolve(model_id)
         return self._card(spec)
 
-    async def _describe(self, spec: ModelSpec) -> dict[str, Any]:
-        """The replica's own report, or the last one if it is too busy to answer now."""
-        try:
-            found = await asyncio.wait_for(
-                self.models[spec.id].describe(), timeout=DESCRIBE_TIMEOUT_S
-            )
-        except Exception as exc:  # a busy or dead replica is reported, not raised
-            log.warning("describe(%s) failed: %s", spec.id, exc)
-            return self._last_described.get(
-                spec.id, {"state": "unknown", "error": f"{type(exc).__name__}: {exc}"}
-            )
-        self._last_described[spec.id] = found
-        return found
+    async def _describe(self, spec: ModelSpec, deployment: DeploymentState) -> dict[str, Any]:
+        """A replica's own report; else what Serve says (loading, failed) or the last report.
+
+        A replica answers only once its model is loaded; while none runs, a call would wait,
+        so it is not made. A busy replica may not answer in time: its last report stands.
+        """
+        if deployment.replicas.get("RUNNING"):
+            try:
+                found = await asyncio.wait_for(
+                    self.models[spec.id].describe(), timeout=DESCRIBE_TIMEOUT_S
+                )
+            except Exception as exc:  # a busy or dead replica is reported, not raised
+                log.warning("describe(%s) failed: %s", spec.id, exc)
+            else:
+                self._last_described[spec.id] = found
+                return found
+        state = deployment.model_state
+        if state == "unknown" and spec.id in self._last_described:
+            return self._last_described[spec.id]
+        return {"state": state, "error": deployment.message or None}
 
     async def model_status(self) -> list[ModelStatus]:
         views = self.deployments.deployments() if self.deployments else {}
-        reports = await asyncio.gather(*(self._describe(m) for m in self.settings.models))
-        statuses = []
-        for spec, report in zip(self.settings.models, reports, strict=True):
-            status, replicas = views.get(spec.deployment_name, ("HEALTHY", {"RUNNING": 1}))
-            state = report.get("state", "unknown")
-            error = report.get("error")
-            if status in ("DEPLOY_FAILED", "UNHEALTHY") and state != "ready":
-                state = "failed"
-            statuses.append(
-                ModelStatus(
-                    **{
-                        **report,
-                        "id": spec.id,
-                        "engine": spec.engine,
-                        "state": state,
-                        "error": error,
-                        "context_length": spec.context_length,
-                        "deployment": spec.deployment_name,
-                        "deployment_status": status,
-                        "replicas": replicas,
-                    }
-                )
+        deployments = [views.get(m.deployment_name, IN_PROCESS) for m in self.settings.models]
+        reports = await asyncio.gather(
+            *(self._describe(m, d) for m, d in zip(self.settings.models, deployments, strict=True))
+        )
+        return [
+            ModelStatus(
+                **{
+                    **report,
+                    "id": spec.id,
+                    "engine": spec.engine,
+                    "context_length": spec.context_length,
+                    "deployment": spec.deployment_name,
+                    "deployment_status": deployment.status,
+                    "replicas": deployment.replicas,
+                }
             )
-        return statuses
+            for spec, deployment, report in zip(
+                self.settings.models, deployments, reports, strict=True
+            )
+        ]
 
     async def readiness(self) -> Readiness:
         statuses = await self.model_status()
         views = self.deployments.deployments() if self.deployments else {}
-        deployment_status = {name: status for name, (status, _) in views.items()}
+        deployment_status = {name: d.status for name, d in views.items()}
         ready = all(s.state == "ready" for s in statuses) and all(
             status == "HEALTHY" for status in deployment_status.values()
         )

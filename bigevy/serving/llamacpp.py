@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,8 @@ from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
 
 #: A generation that has produced no token for this long makes the replica unhealthy.
 STALL_SECONDS = 120.0
+#: GIL switch interval in a model replica (see `_load`); measured in benchmarks/RESULTS.md.
+GIL_SWITCH_INTERVAL_S = 1e-4
 
 
 def resolve_model_path(source: str) -> Path:
@@ -33,6 +36,13 @@ def resolve_model_path(source: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     return path
+
+
+def default_threads() -> int:
+    """All cores but one: the gateway, Serve's proxy and Ray need a core too. On 2 cores one
+    decode thread beat two through Serve (benchmarks/RESULTS.md), as llama.cpp's spinning
+    OpenMP threads stall whenever another process takes their core."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 class LlamaCppEngine(LLMEngine):
@@ -55,12 +65,21 @@ class LlamaCppEngine(LLMEngine):
         self._llm = await asyncio.to_thread(self._load)
 
     def _load(self) -> Any:
+        n_threads = self.spec.n_threads or default_threads()
+        # llama.cpp's CPU backend runs on OpenMP, which caps its threads at OMP_NUM_THREADS,
+        # and Ray sets that to the actor's num_cpus (1 by default): without this the model
+        # decodes on one thread whatever n_threads says. libgomp reads it when first loaded.
+        os.environ["OMP_NUM_THREADS"] = str(n_threads)
+        # llama-cpp-python drops and retakes the GIL several times per token (each ctypes
+        # call); with Serve's event-loop threads in the same process, Python's default 5 ms
+        # switch interval made every retake wait, costing ~30% of decode speed here.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         kwargs: dict[str, Any] = {
             "n_ctx": self.spec.context_length,
-            "n_threads": self.spec.n_threads or os.cpu_count() or 1,
+            "n_threads": n_threads,
             "verbose": False,
         }
         llm = Llama(model_path=str(self.model_path), **{**kwargs, **self.spec.engine_kwargs})
@@ -105,8 +124,11 @@ class LlamaCppEngine(LLMEngine):
                 "completion). Please reduce the prompt or max_tokens.",
                 param="max_tokens",
             )
-        return requested if requested is not None else min(self.spec.sampling.max_tokens,
-                                                            ctx - n_prompt)
+        return (
+            requested
+            if requested is not None
+            else min(self.spec.sampling.max_tokens, ctx - n_prompt)
+        )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         if self._llm is None:
@@ -129,15 +151,6 @@ class LlamaCppEngine(LLMEngine):
             yield GenerationEvent(kind="start", prompt_tokens=len(tokens))
             while True:
                 event = await queue.get()
-                # Coalesce whatever piled up while the consumer was busy: fewer, larger messages.
-                while event.kind == "delta" and not queue.empty():
-                    nxt = queue.get_nowait()
-                    if nxt.kind != "delta":
-                        yield event
-                        event = nxt
-                        break
-                    event.text += nxt.text
-                    event.completion_tokens = nxt.completion_tokens
                 yield event
                 if event.kind == "end":
                     break
@@ -159,12 +172,21 @@ class LlamaCppEngine(LLMEngine):
 
         n_prompt = len(tokens)
         generated = 0
+        interval = self.spec.stream_interval_ms / 1000
+        pending = ""
+        last_sent = 0.0
 
         def should_stop(ids: Any, _logits: Any) -> bool:
             nonlocal generated
             generated = len(ids) - n_prompt
             self._last_progress = time.monotonic()
             return cancel.is_set()
+
+        def flush() -> None:
+            nonlocal pending, last_sent
+            if pending:
+                emit(GenerationEvent(kind="delta", text=pending, completion_tokens=generated))
+                pending, last_sent = "", time.monotonic()
 
         finish: str | None = "cancelled"
         with self._lock:
@@ -183,21 +205,30 @@ class LlamaCppEngine(LLMEngine):
                 )
                 for chunk in stream:
                     choice = chunk["choices"][0]
-                    if choice["text"]:
-                        emit(GenerationEvent(kind="delta", text=choice["text"],
-                                             completion_tokens=generated))
+                    pending += choice["text"]
+                    # First text at once, then at most one message per interval: waking the
+                    # event loop per token steals the cores llama.cpp's threads spin on.
+                    if time.monotonic() - last_sent >= interval:
+                        flush()
                     finish = choice.get("finish_reason") or finish
                     if cancel.is_set():
                         stream.close()
                         break
+                flush()
                 if cancel.is_set():
                     finish = "cancelled"
             self.stats.decode_seconds += time.monotonic() - started
             self.stats.tokens_generated += generated
         if finish == "cancelled":
             self.stats.cancelled += 1
-        emit(GenerationEvent(kind="end", prompt_tokens=n_prompt, completion_tokens=generated,
-                             finish_reason=finish))
+        emit(
+            GenerationEvent(
+                kind="end",
+                prompt_tokens=n_prompt,
+                completion_tokens=generated,
+                finish_reason=finish,
+            )
+        )
 
     async def check_health(self) -> None:
         if self._llm is None:

@@ -50,9 +50,7 @@ def gpu_placement(spec: ModelSpec) -> dict[str, Any]:
         "ray_actor_options": {"num_cpus": spec.deployment.num_cpus},
         "placement_group_bundles": [{"CPU": spec.deployment.num_cpus}]
         + [dict(gpu_bundle) for _ in range(tensor_parallel_size(spec))],
-        "placement_group_strategy": "STRICT_PACK"
-        if tensor_parallel_size(spec) <= 8
-        else "PACK",
+        "placement_group_strategy": "STRICT_PACK" if tensor_parallel_size(spec) <= 8 else "PACK",
     }
 
 
@@ -113,12 +111,17 @@ class VLLMEngine(LLMEngine):
                     for choice in payload.get("choices", []):
                         delta = choice.get("delta", {}).get("content") or choice.get("text") or ""
                         if delta:
-                            yield GenerationEvent(kind="delta", text=delta,
-                                                  completion_tokens=completion_tokens)
+                            yield GenerationEvent(
+                                kind="delta", text=delta, completion_tokens=completion_tokens
+                            )
                         finish = choice.get("finish_reason") or finish
             self.stats.tokens_generated += completion_tokens
-            yield GenerationEvent(kind="end", prompt_tokens=prompt_tokens,
-                                  completion_tokens=completion_tokens, finish_reason=finish)
+            yield GenerationEvent(
+                kind="end",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=finish,
+            )
         finally:
             self.stats.active -= 1
 
