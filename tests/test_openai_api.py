@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -207,3 +210,53 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
         json={"prompt": "Hello", "max_tokens": 4, "model": DEFAULT_MODEL},
     )
     assert reply.status_code == 200
+
+
+def test_embeddings_with_the_openai_client(client: openai.OpenAI) -> None:
+    texts = [
+        "How do I purify drinking water?",
+        "Boil water for one minute to make it safe.",
+        "The football match ended in a draw.",
+    ]
+    reply = client.embeddings.create(model="all-minilm-l6-v2", input=texts)  # base64 on the wire
+    vectors = np.array([d.embedding for d in reply.data])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # related texts are closer
+    assert reply.usage.prompt_tokens > 10 and reply.model == "all-minilm-l6-v2"
+    as_floats = client.embeddings.create(
+        model="all-minilm-l6-v2", input=texts[0], encoding_format="float"
+    )
+    assert np.allclose(as_floats.data[0].embedding, vectors[0], atol=1e-5)
+
+
+def test_embedding_requests_are_batched_across_callers(base_url: str) -> None:
+    async def many() -> list[list[float]]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            replies = await asyncio.gather(
+                *(
+                    http.post(f"{base_url}/v1/embeddings", json={"input": f"question number {i}"})
+                    for i in range(40)
+                )
+            )
+        assert all(r.status_code == 200 for r in replies)
+        return [r.json()["data"][0]["embedding"] for r in replies]
+
+    vectors = asyncio.run(many())
+    assert len({tuple(v) for v in vectors}) == 40  # each caller got its own text's vector
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"input": ""}, 422, "input"),
+        ({"input": []}, 422, "input"),
+        ({"input": [1, 2, 3]}, 422, "input"),
+        ({"input": "x", "model": "text-embedding-3-large"}, 404, "model"),
+        ({"input": "x", "encoding_format": "int8"}, 422, "encoding_format"),
+    ],
+)
+def test_bad_embedding_requests(base_url: str, body: dict, status: int, param: str) -> None:
+    reply = httpx.post(f"{base_url}/v1/embeddings", json=body, timeout=30)
+    assert reply.status_code == status
+    assert reply.json()["error"]["param"] == param

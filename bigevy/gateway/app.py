@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
+from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
 from bigevy.api.openai import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -23,6 +24,7 @@ from bigevy.api.openai import (
 )
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
+from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.service import OpenAIService
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,11 @@ def _stream(events: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
-def create_app(service: OpenAIService, authenticator: Authenticator | None = None) -> FastAPI:
+def create_app(
+    service: OpenAIService,
+    embeddings: EmbeddingService,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
     retry_after = service.settings.gateway.retry_after_s
     app = FastAPI(
         title="bigEVY",
@@ -178,6 +184,17 @@ def create_app(service: OpenAIService, authenticator: Authenticator | None = Non
     async def completions(request: CompletionRequest) -> Any:
         result = await guarded(service.completions(request))
         return result if isinstance(result, Completion) else _stream(result)
+
+    @app.post(
+        "/v1/embeddings",
+        response_model=EmbeddingList,
+        responses=ERRORS,
+        tags=["openai"],
+        dependencies=[allow(ANY_ROLE)],
+    )
+    async def create_embeddings(request: EmbeddingRequest) -> EmbeddingList:
+        """Embed texts with the knowledge base's model (vectors are L2-normalised)."""
+        return await guarded(embeddings.create(request))
 
     @app.get(
         "/v1/admin/models",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 import threading
@@ -15,6 +14,7 @@ from typing import Any
 
 from bigevy.config import ModelSpec
 from bigevy.errors import ContextLengthExceeded, ModelLoading
+from bigevy.model_files import resolve_source
 from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
 
 #: A generation that has produced no token for this long makes the replica unhealthy.
@@ -24,17 +24,9 @@ GIL_SWITCH_INTERVAL_S = 1e-4
 
 
 def resolve_model_path(source: str) -> Path:
-    """`package:<module>/<file>` names a file shipped inside an installed wheel."""
-    if source.startswith("package:"):
-        module, _, relative = source.removeprefix("package:").partition("/")
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"model package {module!r} is not installed")
-        path = Path(next(iter(spec.submodule_search_locations))) / relative
-    else:
-        path = Path(source).expanduser()
+    path = resolve_source(source)
     if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"not a GGUF file: {path}")
     return path
 
 

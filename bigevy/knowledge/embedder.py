@@ -1,0 +1,36 @@
+"""Text embeddings with sentence-transformers: the vector space of the knowledge base."""
+
+from __future__ import annotations
+
+from bigevy.config import EmbedderSpec
+from bigevy.model_files import resolve_source
+
+
+class Embedder:
+    """One loaded sentence-transformers model. Vectors are L2-normalised (cosine = dot)."""
+
+    def __init__(self, spec: EmbedderSpec) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.spec = spec
+        self.model = SentenceTransformer(str(resolve_source(spec.source)), device="cpu")
+        self.dimensions = int(self.model.get_embedding_dimension())
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.id
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.spec.max_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the model reads (after truncation to its maximum sequence length)."""
+        limit = self.model.max_seq_length
+        return sum(min(len(ids), limit) for ids in self.model.tokenizer(texts)["input_ids"])

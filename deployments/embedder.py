@@ -1,0 +1,31 @@
+"""Serve shell over `Embedder`: concurrent requests are batched into one model call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray import serve
+
+from bigevy.config import EmbedderSpec
+from bigevy.knowledge.embedder import Embedder
+
+
+@serve.deployment(name="embedder")
+class EmbedderDeployment:
+    def __init__(self, spec: EmbedderSpec) -> None:
+        self.embedder = Embedder(spec)
+        self._embed_one.set_max_batch_size(spec.max_batch_size)
+        self._embed_one.set_batch_wait_timeout_s(spec.batch_wait_timeout_ms / 1000)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _embed_one(self, texts: list[str]) -> list[list[float]]:
+        """Serve gathers single texts from concurrent callers into `texts`."""
+        return await asyncio.to_thread(self.embedder.encode, texts)
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Vectors for `texts`, in order, and the tokens read."""
+        vectors = await asyncio.gather(*(self._embed_one(text) for text in texts))
+        return list(vectors), self.embedder.count_tokens(texts)
+
+    def info(self) -> dict[str, object]:
+        return {"id": self.embedder.model_id, "dimensions": self.embedder.dimensions}
