@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from dataclasses import asdict, dataclass
 import httpx
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from local_serve import start_serve
 
 from bigevy.config import Settings
 from bigevy.serving.llamacpp import default_threads, resolve_model_path
@@ -140,27 +141,6 @@ def serve_run(base_url: str, model: str, question: str, max_tokens: int) -> Run:
                 first = time.perf_counter()
     end = time.perf_counter()
     return Run(ttft=(first or end) - started, tokens=tokens, seconds=end - started)
-
-
-def start_serve(settings: Settings) -> str:
-    import ray
-    from ray import serve
-
-    from deployments.app import build_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while httpx.get(f"{base_url}/readyz", timeout=10).status_code != 200:
-        if time.monotonic() > deadline:
-            raise SystemExit("bigEVY did not become ready")
-        time.sleep(0.5)
-    return base_url
 
 
 def main() -> None:

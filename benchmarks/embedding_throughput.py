@@ -1,0 +1,115 @@
+"""Embedding throughput: `POST /v1/embeddings` through Serve (one text per request, many
+concurrent clients, batched by `@serve.batch`) vs. raw `SentenceTransformer.encode` in a
+process of its own, batched (batch_size=32) and one text at a time.
+
+    .venv/bin/python benchmarks/embedding_throughput.py [--texts 2048] [--clients 32]
+
+Goals (issue 3): Serve >= 0.85x raw batched; Serve >= 4x raw one-at-a-time.
+Texts are SciFact abstracts' first sentences from ../shared/data/scifact when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from local_serve import start_serve
+
+from bigevy.config import Settings
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def load_texts(n: int) -> list[str]:
+    texts: list[str] = []
+    if SCIFACT.exists():
+        with SCIFACT.open() as f:
+            for line in f:
+                text = json.loads(line)["text"]
+                texts.append(text[:400])
+                if len(texts) == n:
+                    return texts
+    while len(texts) < n:
+        texts.append(f"Flood safety note {len(texts)}: move to higher ground and avoid water.")
+    return texts
+
+
+def raw_worker() -> None:
+    """Raw sentence-transformers in a clean process: texts on stdin, texts/s on stdout."""
+    from bigevy.knowledge.embedder import Embedder
+
+    request = json.loads(sys.stdin.read())
+    embedder = Embedder(Settings().embedder)
+    texts = request["texts"]
+    embedder.model.encode(texts[:64], batch_size=32)  # warm-up
+    started = time.perf_counter()
+    embedder.model.encode(texts, batch_size=32, normalize_embeddings=True)
+    batched = len(texts) / (time.perf_counter() - started)
+    single = texts[: request["single"]]
+    started = time.perf_counter()
+    for text in single:
+        embedder.model.encode([text], normalize_embeddings=True)
+    one_at_a_time = len(single) / (time.perf_counter() - started)
+    print(json.dumps({"batched": batched, "one_at_a_time": one_at_a_time}))
+
+
+async def serve_throughput(base_url: str, texts: list[str], clients: int) -> float:
+    queue = list(enumerate(texts))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while queue:
+            _, text = queue.pop()
+            reply = await http.post(f"{base_url}/v1/embeddings", json={"input": text})
+            reply.raise_for_status()
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        return len(texts) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--texts", type=int, default=2048)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--single", type=int, default=256, help="texts for one-at-a-time")
+    parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_worker:
+        return raw_worker()
+
+    texts = load_texts(args.texts)
+    raw = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--raw-worker"],
+            input=json.dumps({"texts": texts, "single": args.single}),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    base_url = start_serve(Settings(data_dir=tempfile.mkdtemp(prefix="bigevy-bench-")))
+    asyncio.run(serve_throughput(base_url, texts[:64], args.clients))  # warm-up
+    served = asyncio.run(serve_throughput(base_url, texts, args.clients))
+    print(f"{len(texts)} texts, {args.clients} concurrent clients, one text per request")
+    print(f"raw encode(batch_size=32):   {raw['batched']:8.1f} texts/s")
+    print(f"raw one at a time:           {raw['one_at_a_time']:8.1f} texts/s")
+    print(f"Serve /v1/embeddings:        {served:8.1f} texts/s")
+    print(f"ratio Serve/raw batched: {served / raw['batched']:.3f}  (goal >= 0.85)")
+    print(f"ratio Serve/raw one-at-a-time: {served / raw['one_at_a_time']:.2f}  (goal >= 4)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""What knowledge is about and where it came from: the fixed vocabularies of the store."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    # The 15 global categories of the knowledge base.
+    general_knowledge = "general_knowledge"
+    science = "science"
+    technology = "technology"
+    medicine = "medicine"
+    law = "law"
+    business = "business"
+    education = "education"
+    history = "history"
+    geography = "geography"
+    culture = "culture"
+    news = "news"
+    research = "research"
+    academic = "academic"
+    reference = "reference"
+    encyclopedia = "encyclopedia"
+    # Local services a lilEVY node answers about.
+    emergency = "emergency"
+    weather_safety = "weather_safety"
+    healthcare = "healthcare"
+    government = "government"
+    utilities = "utilities"
+    transportation = "transportation"
+    community = "community"
+    local_business = "local_business"
+
+
+class Source(StrEnum):
+    wikipedia = "wikipedia"
+    academic = "academic"
+    news = "news"
+    government = "government"
+    medical = "medical"
+    legal = "legal"
+    weather = "weather"
+    local = "local"
+    node_contributed = "node_contributed"

@@ -1,0 +1,111 @@
+"""SMS segments: which encoding a text needs, how many parts it takes, and cutting an answer
+to fit a number of parts at a sentence or word boundary.
+
+GSM 03.38 7-bit: 160 septets in one SMS, 153 per part of a concatenated SMS (the user data
+header takes the rest); characters of the extension table (`^{}\\[~]|€` and form feed) take two
+septets, and the escape never splits from its character across parts. Any character outside
+GSM-7 makes the whole message UCS-2: 70 UTF-16 code units in one SMS, 67 per part; a character
+outside the BMP (most emoji) takes two units, and a surrogate pair never splits across parts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Encoding = Literal["GSM-7", "UCS-2"]
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+LIMITS: dict[Encoding, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+ELLIPSIS = "..."  # three GSM-7 septets; "…" would force UCS-2
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def encoding_of(text: str) -> Encoding:
+    """The encoding a phone must use for `text` (detected, never assumed)."""
+    allowed = GSM7_BASIC | GSM7_EXTENSION
+    return "GSM-7" if all(c in allowed for c in text) else "UCS-2"
+
+
+def _unit_cost(char: str, encoding: Encoding) -> int:
+    if encoding == "GSM-7":
+        return 2 if char in GSM7_EXTENSION else 1
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def units(text: str, encoding: Encoding | None = None) -> int:
+    """Septets (GSM-7) or UTF-16 code units (UCS-2) of `text`."""
+    encoding = encoding or encoding_of(text)
+    return sum(_unit_cost(c, encoding) for c in text)
+
+
+def segment_count(text: str) -> int:
+    """How many SMS parts `text` takes (0 for an empty text)."""
+    if not text:
+        return 0
+    encoding = encoding_of(text)
+    single, per_part = LIMITS[encoding]
+    if units(text, encoding) <= single:
+        return 1
+    parts, room = 1, per_part
+    for char in text:
+        cost = _unit_cost(char, encoding)
+        if cost > room:  # an escape pair or surrogate pair moves whole to the next part
+            parts, room = parts + 1, per_part
+        room -= cost
+    return parts
+
+
+def fits(text: str, max_segments: int) -> bool:
+    return segment_count(text) <= max_segments
+
+
+@dataclass(frozen=True)
+class SmsFit:
+    text: str
+    encoding: Encoding
+    segments: int
+    truncated: bool
+
+
+def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
+    """`text` with whitespace collapsed, cut if needed to fit `max_segments` SMS parts.
+
+    A cut ends at the last whole sentence that fits, or else at the last whole word followed
+    by "..."; only a single word longer than the whole budget is cut inside itself.
+    """
+    if max_segments < 1:
+        raise ValueError(f"max_segments must be at least 1, got {max_segments}")
+    text = " ".join(text.split())
+    if fits(text, max_segments):
+        return _result(text, truncated=False)
+    # The longest prefix that fits with an ellipsis; fitting only gets harder as it grows.
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(text[:mid].rstrip() + ELLIPSIS, max_segments):
+            low = mid
+        else:
+            high = mid - 1
+    room = low + len(ELLIPSIS)  # a cut at a sentence end needs no ellipsis
+    sentences = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() <= room]
+    for end in reversed(sentences):
+        if fits(text[:end], max_segments):
+            return _result(text[:end], truncated=True)
+    prefix = text[:low]
+    if low < len(text) and not text[low].isspace() and " " in prefix:
+        prefix = prefix[: prefix.rindex(" ")]  # never end inside a word
+    return _result(prefix.rstrip(" ,;:-") + ELLIPSIS, truncated=True)
+
+
+def _result(text: str, *, truncated: bool) -> SmsFit:
+    return SmsFit(
+        text=text, encoding=encoding_of(text), segments=segment_count(text), truncated=truncated
+    )

@@ -1,0 +1,117 @@
+"""SMS encoding, segment counting and fitting: the edges a phone network really has."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigevy.sms import ELLIPSIS, encoding_of, fit_sms, segment_count, units
+
+WORDS = [
+    "Boil",
+    "water",
+    "for",
+    "one",
+    "minute",
+    "before",
+    "drinking",
+    "it",
+    "and",
+    "keep",
+    "it",
+    "covered",
+    "after",
+]
+
+
+def words(n_chars: int) -> str:
+    text = ""
+    i = 0
+    while len(text) < n_chars:
+        text += WORDS[i % len(WORDS)] + " "
+        i += 1
+    return text[:n_chars]
+
+
+def test_exactly_160_gsm7_is_one_sms_and_161_is_two() -> None:
+    assert segment_count("a" * 160) == 1
+    assert segment_count("a" * 161) == 2
+    assert fit_sms("a" * 160).truncated is False
+
+
+def test_concatenated_parts_hold_153_septets() -> None:
+    assert segment_count("a" * 306) == 2
+    assert segment_count("a" * 307) == 3
+
+
+def test_extension_characters_take_two_septets_and_never_split() -> None:
+    assert units("€[]") == 6 and encoding_of("€[]") == "GSM-7"
+    assert segment_count("a" * 159 + "€") == 2  # 161 septets
+    assert segment_count("a" * 152 + "€" + "a" * 152) == 3  # the pair moves to part two
+
+
+def test_accented_letters_in_gsm7_and_out_of_it() -> None:
+    assert encoding_of("café, où, Ñandú") == "UCS-2"  # ú is not in GSM-7
+    assert encoding_of("café, où, Ñ, ä, ü") == "GSM-7"
+    assert segment_count("é" * 160) == 1
+    assert segment_count("á" * 70) == 1 and segment_count("á" * 71) == 2
+
+
+def test_emoji_force_ucs2_and_count_as_two_units() -> None:
+    assert encoding_of("Stay safe 🙂") == "UCS-2"
+    assert units("🙂") == 2
+    assert segment_count("a" * 68 + "🙂") == 1  # 70 units
+    assert segment_count("a" * 69 + "🙂") == 2
+    assert segment_count("a" * 66 + "🙂" + "a" * 66) == 3  # the pair is not split
+
+
+def test_cut_at_a_sentence_boundary_when_one_fits() -> None:
+    text = "Move to higher ground now. " + words(200)
+    fit = fit_sms(text)
+    assert fit.text == "Move to higher ground now."
+    assert fit.truncated and fit.segments == 1 and fit.encoding == "GSM-7"
+
+
+def test_cut_at_a_word_boundary_with_an_ellipsis() -> None:
+    fit = fit_sms(words(400))
+    assert fit.text.endswith(ELLIPSIS) and fit.segments == 1
+    body = fit.text.removesuffix(ELLIPSIS)
+    assert body.split()[-1] in WORDS  # a whole word, not a piece of one
+    assert len(fit.text) > 140  # the budget is used, not wasted
+
+
+def test_encoding_is_detected_on_what_is_sent() -> None:
+    text = words(170) + " 🙂"
+    assert encoding_of(text) == "UCS-2"
+    fit = fit_sms(text)
+    assert fit.encoding == "GSM-7" and len(fit.text) > 70  # the emoji was cut, room regained
+
+
+def test_more_segments_allow_more_text() -> None:
+    text = words(1000)
+    lengths = [len(fit_sms(text, n).text) for n in (1, 2, 3)]
+    assert lengths == sorted(lengths) and fit_sms(text, 3).segments == 3
+
+
+def test_bad_segment_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_segments"):
+        fit_sms("hi", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"abcdefg .,!?€éá🙂\n", "hello ", "water. ", "x" * 40]), max_size=200
+    ).map("".join),
+    st.integers(min_value=1, max_value=4),
+)
+def test_any_text_fits_and_is_a_prefix(text: str, max_segments: int) -> None:
+    fit = fit_sms(text, max_segments)
+    normal = " ".join(text.split())
+    assert fit.segments <= max_segments
+    assert normal.startswith(fit.text.removesuffix(ELLIPSIS))
+    assert fit.truncated == (fit.text != normal)
+    body = fit.text.removesuffix(ELLIPSIS)
+    if fit.truncated and body and " " in body:  # a cut ends a word, unless one word is too long
+        assert normal[len(body)] == " " or body[-1] in ".!?,;:-"
