@@ -127,6 +127,7 @@ class EmbedderSpec(_Strict):
         5.0, ge=0, le=1000, description="How long a batch waits to fill before it runs."
     )
     max_inputs: int = Field(2048, ge=1, description="Texts per /v1/embeddings request.")
+    num_threads: int | None = Field(None, ge=1, description="torch threads; default all cores.")
     deployment: DeploymentSpec = DeploymentSpec(
         num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from bigevy.config import EmbedderSpec
 from bigevy.model_files import resolve_source
 
@@ -10,8 +12,12 @@ class Embedder:
     """One loaded sentence-transformers model. Vectors are L2-normalised (cosine = dot)."""
 
     def __init__(self, spec: EmbedderSpec) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        # Ray sets OMP_NUM_THREADS to the replica's num_cpus (often a fraction, so 1 thread);
+        # torch would then use one core however many the host has.
+        torch.set_num_threads(spec.num_threads or os.cpu_count() or 1)
         self.spec = spec
         self.model = SentenceTransformer(str(resolve_source(spec.source)), device="cpu")
         self.dimensions = int(self.model.get_embedding_dimension())
