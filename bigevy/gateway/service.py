@@ -296,8 +296,16 @@ class OpenAIService:
             return self._last_described[spec.id]
         return {"state": state, "error": deployment.message or None}
 
-    async def model_status(self) -> list[ModelStatus]:
-        views = self.deployments.deployments() if self.deployments else {}
+    async def _views(self) -> dict[str, DeploymentState]:
+        """Serve's status (a controller round trip, kept off the event loop)."""
+        if self.deployments is None:
+            return {}
+        return await asyncio.to_thread(self.deployments.deployments)
+
+    async def model_status(
+        self, views: dict[str, DeploymentState] | None = None
+    ) -> list[ModelStatus]:
+        views = await self._views() if views is None else views
         deployments = [views.get(m.deployment_name, IN_PROCESS) for m in self.settings.models]
         reports = await asyncio.gather(
             *(self._describe(m, d) for m, d in zip(self.settings.models, deployments, strict=True))
@@ -320,8 +328,8 @@ class OpenAIService:
         ]
 
     async def readiness(self) -> Readiness:
-        statuses = await self.model_status()
-        views = self.deployments.deployments() if self.deployments else {}
+        views = await self._views()
+        statuses = await self.model_status(views)
         deployment_status = {name: d.status for name, d in views.items()}
         ready = all(s.state == "ready" for s in statuses) and all(
             status == "HEALTHY" for status in deployment_status.values()

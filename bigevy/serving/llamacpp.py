@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -16,6 +17,8 @@ from bigevy.config import ModelSpec
 from bigevy.errors import ContextLengthExceeded, ModelLoading
 from bigevy.model_files import resolve_source
 from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
+
+log = logging.getLogger(__name__)
 
 #: A generation that has produced no token for this long makes the replica unhealthy.
 STALL_SECONDS = 120.0
@@ -160,8 +163,6 @@ class LlamaCppEngine(LLMEngine):
         cancel: threading.Event,
         emit: Any,
     ) -> None:
-        from llama_cpp import StoppingCriteriaList
-
         n_prompt = len(tokens)
         generated = 0
         interval = self.spec.stream_interval_ms / 1000
@@ -180,47 +181,75 @@ class LlamaCppEngine(LLMEngine):
                 emit(GenerationEvent(kind="delta", text=pending, completion_tokens=generated))
                 pending, last_sent = "", time.monotonic()
 
-        finish: str | None = "cancelled"
-        with self._lock:
-            started = time.monotonic()
-            self._last_progress = started
-            if not cancel.is_set():
-                stream = self._llm.create_completion(
-                    tokens,
-                    max_tokens=max_tokens,
-                    temperature=request.temperature,
-                    top_p=request.top_p,
-                    stop=stop or None,
-                    seed=request.seed,
-                    stream=True,
-                    stopping_criteria=StoppingCriteriaList([should_stop]),
-                )
-                for chunk in stream:
-                    choice = chunk["choices"][0]
-                    pending += choice["text"]
-                    # First text at once, then at most one message per interval: waking the
-                    # event loop per token steals the cores llama.cpp's threads spin on.
-                    if time.monotonic() - last_sent >= interval:
-                        flush()
-                    finish = choice.get("finish_reason") or finish
-                    if cancel.is_set():
-                        stream.close()
-                        break
+        def emit_text(text: str) -> None:
+            """First text at once, then at most one message per interval: fewer, larger
+            messages through Serve's hops (replica, gateway, proxy)."""
+            nonlocal pending
+            pending += text
+            if time.monotonic() - last_sent >= interval:
                 flush()
-                if cancel.is_set():
-                    finish = "cancelled"
-            self.stats.decode_seconds += time.monotonic() - started
-            self.stats.tokens_generated += generated
-        if finish == "cancelled":
-            self.stats.cancelled += 1
-        emit(
-            GenerationEvent(
-                kind="end",
-                prompt_tokens=n_prompt,
-                completion_tokens=generated,
-                finish_reason=finish,
+
+        finish: str | None = "cancelled"
+        try:
+            with self._lock:
+                started = time.monotonic()
+                self._last_progress = started
+                try:
+                    if not cancel.is_set():
+                        finish = self._decode(
+                            tokens, max_tokens, stop, request, cancel, should_stop, emit_text
+                        )
+                finally:
+                    self.stats.decode_seconds += time.monotonic() - started
+                    self.stats.tokens_generated += generated
+        except Exception:
+            log.exception("generation %s failed", request.request_id)
+            finish = "error"
+        finally:
+            flush()
+            if finish == "cancelled":
+                self.stats.cancelled += 1
+            # Always sent, so the caller's stream ends whatever happened here.
+            emit(
+                GenerationEvent(
+                    kind="end",
+                    prompt_tokens=n_prompt,
+                    completion_tokens=generated,
+                    finish_reason=finish,
+                )
             )
+
+    def _decode(
+        self,
+        tokens: list[int],
+        max_tokens: int,
+        stop: list[str],
+        request: GenerationRequest,
+        cancel: threading.Event,
+        should_stop: Any,
+        emit_text: Any,
+    ) -> str | None:
+        from llama_cpp import StoppingCriteriaList
+
+        finish: str | None = None
+        stream = self._llm.create_completion(
+            tokens,
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=stop or None,
+            seed=request.seed,
+            stream=True,
+            stopping_criteria=StoppingCriteriaList([should_stop]),
         )
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            emit_text(choice["text"])
+            finish = choice.get("finish_reason") or finish
+            if cancel.is_set():
+                stream.close()
+                break
+        return "cancelled" if cancel.is_set() else finish
 
     async def check_health(self) -> None:
         if self._llm is None:
