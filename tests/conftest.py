@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bigevy.config import Settings
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +61,7 @@ class ServeCluster:
                 if attempt:
                     raise
 
-    def deploy(self, settings, *, wait_ready: bool = True) -> str:
+    def deploy(self, settings: Settings, *, wait_ready: bool = True) -> str:
         from ray import serve
 
         from deployments.app import build_app

@@ -10,13 +10,13 @@ import openai
 import pytest
 
 from bigevy.config import Settings
-from tests.conftest import DEFAULT_MODEL, wait_for
+from tests.conftest import DEFAULT_MODEL, ServeCluster, wait_for
 
 QUESTION = [{"role": "user", "content": "What should I do if a person is bleeding badly?"}]
 
 
 @pytest.fixture(scope="module")
-def base_url(serve_cluster, tmp_path_factory) -> str:
+def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
     return serve_cluster.deploy(Settings(data_dir=tmp_path_factory.mktemp("data")))
 
 

@@ -15,7 +15,7 @@ from bigevy.config import (
     SamplingDefaults,
     Settings,
 )
-from tests.conftest import DEFAULT_MODEL, wait_for
+from tests.conftest import DEFAULT_MODEL, ServeCluster, wait_for
 
 
 def one_slot_model() -> ModelSpec:
@@ -45,7 +45,9 @@ async def flood(base_url: str, n: int) -> list[httpx.Response]:
         )
 
 
-def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: Path) -> None:
+def test_flood_gets_503_with_retry_after_then_recovers(
+    serve_cluster: ServeCluster, tmp_path: Path
+) -> None:
     base = serve_cluster.deploy(Settings(data_dir=tmp_path, models=[one_slot_model()]))
     replies = asyncio.run(flood(base, 8))
     codes = sorted(r.status_code for r in replies)
@@ -66,7 +68,7 @@ def test_flood_gets_503_with_retry_after_then_recovers(serve_cluster, tmp_path: 
 
 
 def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
-    serve_cluster,
+    serve_cluster: ServeCluster,
     tmp_path: Path,
 ) -> None:
     good = ModelSpec(
@@ -122,7 +124,9 @@ def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
     assert missing.status_code == 404
 
 
-def test_redeploying_a_changed_model_drops_no_request(serve_cluster, tmp_path: Path) -> None:
+def test_redeploying_a_changed_model_drops_no_request(
+    serve_cluster: ServeCluster, tmp_path: Path
+) -> None:
     base = serve_cluster.deploy(Settings(data_dir=tmp_path))
     outcomes: list[int | str] = []
     stop = threading.Event()

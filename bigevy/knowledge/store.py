@@ -1,0 +1,371 @@
+"""The knowledge base on LanceDB: documents, their embedded chunks, and a revision per change.
+
+Two tables. `documents` holds one row per document id, the latest state, deletes included as
+tombstones, each change stamped with a new store-wide `revision` (what edge sync reads).
+`chunks` holds the embedded pieces, each tagged with its document `version` and the embedding
+model that made its vector.
+
+A write touches both tables, and LanceDB commits per table, so the order makes a crash safe:
+new chunks are added under a new version first, then the document row switches to that version
+in one commit, then the old version's chunks are deleted. Searches keep only chunks of a
+document's current version, so a crash at any step leaves the old state or the new one visible,
+never a mix; `repair()` removes what such a crash left behind.
+
+One writer per store (a lock here, one writer replica in a deployment): revisions come from
+`max(revision) + 1`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import lancedb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bigevy.knowledge.taxonomy import Category, Source
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+Priority = Literal["critical", "high", "normal", "low"]
+
+
+@dataclass
+class DocumentIn:
+    id: str
+    title: str
+    text: str
+    category: Category
+    source: Source
+    url: str = ""
+    region: str = "global"
+    language: str = "en"
+    priority: Priority = "normal"
+
+    def content_hash(self) -> str:
+        """Over everything a reader sees: the same hash means nothing to re-embed or resend."""
+        fields = asdict(self)
+        fields.pop("id")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    id: str
+    status: Literal["added", "updated", "unchanged", "deleted"]
+    version: int
+    revision: int
+
+
+@dataclass
+class SearchFilters:
+    categories: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    updated_after: float | None = None  # unix seconds
+
+    def where(self) -> str | None:
+        clauses = [
+            f"{column} IN ({', '.join(_quote(v) for v in values)})"
+            for column, values in (
+                ("category", self.categories),
+                ("source", self.sources),
+                ("region", self.regions),
+                ("language", self.languages),
+            )
+            if values
+        ]
+        if self.updated_after is not None:
+            clauses.append(f"updated_at > {float(self.updated_after)}")
+        return " AND ".join(clauses) or None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    document_id: str
+    title: str
+    text: str
+    url: str
+    category: str
+    source: str
+    score: float
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_META = [
+    pa.field("title", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("category", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("region", pa.string()),
+    pa.field("language", pa.string()),
+    pa.field("priority", pa.string()),
+    pa.field("updated_at", pa.float64()),
+]
+
+
+def documents_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("text", pa.string()),
+            *_META,
+            pa.field("created_at", pa.float64()),
+            pa.field("content_hash", pa.string()),
+            pa.field("version", pa.int64()),
+            pa.field("revision", pa.int64()),
+            pa.field("deleted", pa.bool_()),
+        ]
+    )
+
+
+def chunks_schema(dimensions: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("document_id", pa.string()),
+            pa.field("version", pa.int64()),
+            pa.field("position", pa.int32()),
+            pa.field("text", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimensions)),
+            pa.field("embedding_model", pa.string()),
+            *_META,
+        ]
+    )
+
+
+class KnowledgeStore:
+    def __init__(self, uri: str, *, embedding_model: str, dimensions: int) -> None:
+        self.db = lancedb.connect(uri)
+        self.embedding_model = embedding_model
+        self.dimensions = dimensions
+        self._lock = threading.Lock()
+        self.documents = self._open("documents", documents_schema())
+        self.chunks = self._open("chunks", chunks_schema(dimensions))
+        self._fts_rows = -1
+
+    def _open(self, name: str, schema: pa.Schema) -> Any:
+        if name in self.db.table_names():
+            table = self.db.open_table(name)
+            if (
+                name == "chunks"
+                and table.schema.field("vector").type != schema.field("vector").type
+            ):
+                raise ValueError(
+                    f"the chunks table holds {table.schema.field('vector').type} vectors, "
+                    f"not {self.dimensions}-d ones: a new embedding model needs a re-embed"
+                )
+            return table
+        return self.db.create_table(name, schema=schema)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, document_id: str, *, include_deleted: bool = False) -> dict[str, Any] | None:
+        rows = self.documents.search().where(f"id = {_quote(document_id)}").limit(1).to_list()
+        if not rows or (rows[0]["deleted"] and not include_deleted):
+            return None
+        return rows[0]
+
+    def revision(self) -> int:
+        if self.documents.count_rows() == 0:
+            return 0
+        return int(pc.max(self.documents.to_arrow()["revision"]).as_py())
+
+    def needs_write(self, doc: DocumentIn) -> bool:
+        """False when the stored document has this content: no chunking, no embedding."""
+        current = self.get(doc.id)
+        return current is None or current["content_hash"] != doc.content_hash()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def upsert(self, doc: DocumentIn, chunks: list[str], vectors: list[list[float]]) -> WriteResult:
+        if len(chunks) != len(vectors) or not chunks:
+            raise ValueError("one vector per chunk, and at least one chunk")
+        if any(len(v) != self.dimensions for v in vectors):
+            raise ValueError(f"vectors must have {self.dimensions} dimensions")
+        content_hash = doc.content_hash()
+        with self._lock:
+            current = self.get(doc.id, include_deleted=True)
+            if current and not current["deleted"] and current["content_hash"] == content_hash:
+                return WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+            version = (current["version"] if current else 0) + 1
+            revision = self.revision() + 1
+            now = time.time()
+            meta = {
+                "title": doc.title,
+                "url": doc.url,
+                "category": str(doc.category),
+                "source": str(doc.source),
+                "region": doc.region,
+                "language": doc.language,
+                "priority": doc.priority,
+                "updated_at": now,
+            }
+            self.chunks.add(
+                [
+                    {
+                        "id": f"{doc.id}:{version}:{i}",
+                        "document_id": doc.id,
+                        "version": version,
+                        "position": i,
+                        "text": text,
+                        "vector": vector,
+                        "embedding_model": self.embedding_model,
+                        **meta,
+                    }
+                    for i, (text, vector) in enumerate(zip(chunks, vectors, strict=True))
+                ]
+            )
+            row = {
+                "id": doc.id,
+                "text": doc.text,
+                **meta,
+                "created_at": current["created_at"] if current else now,
+                "content_hash": content_hash,
+                "version": version,
+                "revision": revision,
+                "deleted": False,
+            }
+            self._put_document(row)
+            self._drop_stale_chunks(doc.id, version)
+        status = "updated" if current and not current["deleted"] else "added"
+        return WriteResult(doc.id, status, version, revision)
+
+    def delete(self, document_id: str) -> WriteResult | None:
+        """Leave a tombstone (with a new revision) so edge nodes learn of the delete."""
+        with self._lock:
+            current = self.get(document_id)
+            if current is None:
+                return None
+            revision = self.revision() + 1
+            self._put_document(
+                {**current, "deleted": True, "revision": revision, "updated_at": time.time()}
+            )
+            self._drop_stale_chunks(document_id, None)
+        return WriteResult(document_id, "deleted", current["version"], revision)
+
+    def _put_document(self, row: dict[str, Any]) -> None:
+        row = {name: row[name] for name in documents_schema().names}
+        table = pa.Table.from_pylist([row], schema=documents_schema())
+        (
+            self.documents.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(table)
+        )
+
+    def _drop_stale_chunks(self, document_id: str, keep_version: int | None) -> None:
+        where = f"document_id = {_quote(document_id)}"
+        if keep_version is not None:
+            where += f" AND version != {keep_version}"
+        self.chunks.delete(where)
+
+    def repair(self) -> int:
+        """Delete chunks a crashed write left behind (not of their document's current version)."""
+        live = {
+            (r["id"], r["version"])
+            for r in self.documents.to_arrow().select(["id", "version", "deleted"]).to_pylist()
+            if not r["deleted"]
+        }
+        stale = [
+            r["id"]
+            for r in self.chunks.to_arrow().select(["id", "document_id", "version"]).to_pylist()
+            if (r["document_id"], r["version"]) not in live
+        ]
+        for start in range(0, len(stale), 500):
+            batch = stale[start : start + 500]
+            self.chunks.delete(f"id IN ({', '.join(_quote(i) for i in batch)})")
+        return len(stale)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def _ensure_fts(self) -> None:
+        """(Re)build the full-text index when the table changed since the last build."""
+        rows = self.chunks.count_rows()
+        if rows != self._fts_rows:
+            from lancedb.index import FTS
+
+            self.chunks.create_index("text", config=FTS(), replace=True)
+            self._fts_rows = rows
+
+    def search(
+        self,
+        *,
+        vector: list[float] | None = None,
+        text: str | None = None,
+        mode: SearchMode = "hybrid",
+        filters: SearchFilters | None = None,
+        k: int = 10,
+    ) -> list[Hit]:
+        if mode in ("hybrid", "vector") and vector is None:
+            raise ValueError(f"{mode} search needs a query vector")
+        if mode in ("hybrid", "keyword") and not (text and text.strip()):
+            raise ValueError(f"{mode} search needs query text")
+        where = " AND ".join(
+            c
+            for c in (
+                f"embedding_model = {_quote(self.embedding_model)}",
+                (filters or SearchFilters()).where(),
+            )
+            if c
+        )
+        fetch = k * 2  # room for stale chunks dropped below
+        if mode != "vector":
+            self._ensure_fts()
+        if mode == "vector":
+            query = self.chunks.search(vector, query_type="vector").metric("cosine")
+        elif mode == "keyword":
+            query = self.chunks.search(text, query_type="fts")
+        else:
+            from lancedb.rerankers import RRFReranker
+
+            query = (
+                self.chunks.search(query_type="hybrid")
+                .vector(vector)
+                .text(text)
+                .rerank(RRFReranker())
+            )
+        rows = query.where(where, prefilter=True).limit(fetch).to_list()
+        current = self._current_versions({r["document_id"] for r in rows})
+        hits = []
+        for row in rows:
+            if current.get(row["document_id"]) != row["version"]:
+                continue
+            score = row.get("_relevance_score")
+            if score is None:
+                score = row.get("_score", 1.0 - row.get("_distance", 1.0))
+            hits.append(
+                Hit(
+                    row["id"],
+                    row["document_id"],
+                    row["title"],
+                    row["text"],
+                    row["url"],
+                    row["category"],
+                    row["source"],
+                    float(score),
+                )
+            )
+        return hits[:k]
+
+    def _current_versions(self, document_ids: set[str]) -> dict[str, int]:
+        if not document_ids:
+            return {}
+        where = f"id IN ({', '.join(_quote(i) for i in document_ids)}) AND deleted = false"
+        rows = (
+            self.documents.search()
+            .where(where)
+            .select(["id", "version"])
+            .limit(len(document_ids))
+            .to_list()
+        )
+        return {r["id"]: r["version"] for r in rows}
