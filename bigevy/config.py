@@ -133,6 +133,22 @@ class EmbedderSpec(_Strict):
     )
 
 
+class KnowledgeSpec(_Strict):
+    """The knowledge base: where it lives, how documents are cut, who writes."""
+
+    lancedb_uri: str | None = Field(
+        None, description="Local dir or s3://... URI; default <data_dir>/lancedb."
+    )
+    chunk_size: int = Field(600, ge=50, description="Characters per chunk (sentence-aware).")
+    chunk_overlap: int = Field(120, ge=0, description="Characters repeated between chunks.")
+    max_document_chars: int = Field(
+        1_000_000, ge=1, description="Larger documents are refused with 413."
+    )
+    deployment: DeploymentSpec = DeploymentSpec(
+        num_replicas=1, num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=256
+    )
+
+
 class GatewaySpec(_Strict):
     """The HTTP ingress deployment."""
 
@@ -179,6 +195,7 @@ class Settings(BaseSettings):
     default_model: str | None = Field(None, description="Used when a request names no model.")
     gateway: GatewaySpec = GatewaySpec()
     embedder: EmbedderSpec = EmbedderSpec()
+    knowledge: KnowledgeSpec = KnowledgeSpec()
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -213,6 +230,10 @@ class Settings(BaseSettings):
         """Settings from one YAML file (same keys as the env vars, lower case)."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls(**{**data, **overrides})
+
+    @property
+    def lancedb_uri(self) -> str:
+        return self.knowledge.lancedb_uri or str(self.data_dir / "lancedb")
 
     def model(self, model_id: str) -> ModelSpec | None:
         return next((m for m in self.models if m.id == model_id), None)

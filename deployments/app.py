@@ -14,6 +14,7 @@ from bigevy.config import DeploymentSpec, ModelSpec, Settings
 from bigevy.serving.vllm import gpu_placement
 from deployments.embedder import EmbedderDeployment
 from deployments.gateway import Gateway
+from deployments.knowledge import KnowledgeDeployment
 from deployments.model import ModelDeployment
 
 
@@ -59,6 +60,9 @@ def build_app(settings: Settings) -> Application:
     embedder = EmbedderDeployment.options(
         **deployment_options("embedder", settings.embedder.deployment)
     ).bind(settings.embedder)
+    knowledge = KnowledgeDeployment.options(
+        **deployment_options("knowledge", settings.knowledge.deployment)
+    ).bind(settings, embedder)
     g = settings.gateway
     gateway = Gateway.options(
         num_replicas=g.num_replicas,
@@ -66,7 +70,7 @@ def build_app(settings: Settings) -> Application:
         max_queued_requests=g.max_queued_requests,
         ray_actor_options={"num_cpus": g.num_cpus},
     )
-    return gateway.bind(settings, models, embedder)
+    return gateway.bind(settings, models, embedder, knowledge)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

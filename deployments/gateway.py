@@ -12,6 +12,7 @@ from ray.serve.handle import DeploymentHandle
 from bigevy.config import Settings
 from bigevy.gateway.app import create_app
 from bigevy.gateway.embeddings import EmbeddingService
+from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import DeploymentState, OpenAIService
 from bigevy.serving.engine import GenerationEvent, GenerationRequest
 
@@ -54,23 +55,35 @@ class ServeDeploymentView:
         }
 
 
-class HandleEmbedderClient:
+class HandleCalls:
+    """`await client.method(*args)` on a deployment handle, as if it were the object itself."""
+
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        return await self.handle.embed.remote(texts)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.handle, name)
+
+        async def call(*args: Any) -> Any:
+            return await method.remote(*args)
+
+        return call
 
 
 @serve.deployment(name="gateway")
 @serve.ingress()
 class Gateway:
     def __init__(
-        self, settings: Settings, models: dict[str, DeploymentHandle], embedder: DeploymentHandle
+        self,
+        settings: Settings,
+        models: dict[str, DeploymentHandle],
+        embedder: DeploymentHandle,
+        knowledge: DeploymentHandle,
     ) -> None:
         clients = {model_id: HandleModelClient(h) for model_id, h in models.items()}
         self.service = OpenAIService(settings, clients, ServeDeploymentView(settings.app_name))
-        self.embeddings = EmbeddingService(settings.embedder, HandleEmbedderClient(embedder))
+        self.embeddings = EmbeddingService(settings.embedder, HandleCalls(embedder))
+        self.knowledge = KnowledgeGateway(HandleCalls(knowledge))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.service, self.embeddings)
+        return create_app(self.service, self.embeddings, self.knowledge)

@@ -6,13 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
 from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
+from bigevy.api.knowledge import (
+    DocumentBody,
+    DocumentCreate,
+    DocumentOut,
+    DocumentPage,
+    SearchRequest,
+    SearchResponse,
+    WriteOut,
+)
 from bigevy.api.openai import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -25,7 +34,10 @@ from bigevy.api.openai import (
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
 from bigevy.gateway.embeddings import EmbeddingService
+from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
+from bigevy.knowledge.store import SearchFilters
+from bigevy.knowledge.taxonomy import Category, Source
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +122,7 @@ def _stream(events: AsyncIterator[str]) -> StreamingResponse:
 def create_app(
     service: OpenAIService,
     embeddings: EmbeddingService,
+    knowledge: KnowledgeGateway,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
     retry_after = service.settings.gateway.retry_after_s
@@ -195,6 +208,85 @@ def create_app(
     async def create_embeddings(request: EmbeddingRequest) -> EmbeddingList:
         """Embed texts with the knowledge base's model (vectors are L2-normalised)."""
         return await guarded(embeddings.create(request))
+
+    @app.post(
+        "/v1/knowledge/documents",
+        response_model=WriteOut,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(OPERATORS)],
+    )
+    async def create_document(body: DocumentCreate) -> JSONResponse:
+        """Add (or idempotently re-send) a document: chunked, embedded, searchable at once."""
+        result = await guarded(knowledge.put(body.id, body))
+        status = 201 if result.status == "added" else 200
+        return JSONResponse(result.model_dump(), status_code=status)
+
+    @app.put(
+        "/v1/knowledge/documents/{document_id:path}",
+        response_model=WriteOut,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(OPERATORS)],
+    )
+    async def put_document(document_id: str, body: DocumentBody) -> WriteOut:
+        """Create or replace a document; the same content again changes nothing."""
+        return await guarded(knowledge.put(document_id, body))
+
+    @app.get(
+        "/v1/knowledge/documents/{document_id:path}",
+        response_model=DocumentOut,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(ANY_ROLE)],
+    )
+    async def get_document(document_id: str) -> DocumentOut:
+        return await guarded(knowledge.get(document_id))
+
+    @app.get(
+        "/v1/knowledge/documents",
+        response_model=DocumentPage,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(ANY_ROLE)],
+    )
+    async def list_documents(
+        category: list[Category] = Query(default=[]),
+        source: list[Source] = Query(default=[]),
+        region: list[str] = Query(default=[]),
+        language: list[str] = Query(default=[]),
+        offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=500),
+    ) -> DocumentPage:
+        filters = SearchFilters(
+            categories=[str(c) for c in category],
+            sources=[str(s) for s in source],
+            regions=region,
+            languages=language,
+        )
+        return await guarded(knowledge.list(filters, offset, limit))
+
+    @app.delete(
+        "/v1/knowledge/documents/{document_id:path}",
+        response_model=WriteOut,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(OPERATORS)],
+    )
+    async def delete_document(document_id: str) -> WriteOut:
+        """Remove from search; a tombstone with a new revision remains for edge sync."""
+        return await guarded(knowledge.delete(document_id))
+
+    @app.post(
+        "/v1/rag/search",
+        response_model=SearchResponse,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(ANY_ROLE)],
+    )
+    async def rag_search(request: SearchRequest) -> SearchResponse:
+        """Hybrid (vector + BM25, fused by RRF), vector or keyword search with citations."""
+        return await guarded(knowledge.search(request))
 
     @app.get(
         "/v1/admin/models",

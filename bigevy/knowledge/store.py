@@ -175,6 +175,28 @@ class KnowledgeStore:
             return None
         return rows[0]
 
+    def list_documents(
+        self, filters: SearchFilters | None = None, *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of live documents in id order, and how many match in all."""
+        where = " AND ".join(
+            c for c in ("deleted = false", (filters or SearchFilters()).where()) if c
+        )
+        ids = sorted(
+            r["id"]
+            for r in self.documents.search().where(where).select(["id"]).limit(None).to_list()
+        )
+        page = ids[offset : offset + limit]
+        if not page:
+            return [], len(ids)
+        rows = (
+            self.documents.search()
+            .where(f"id IN ({', '.join(_quote(i) for i in page)})")
+            .limit(len(page))
+            .to_list()
+        )
+        return sorted(rows, key=lambda r: r["id"]), len(ids)
+
     def revision(self) -> int:
         if self.documents.count_rows() == 0:
             return 0

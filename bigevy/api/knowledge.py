@@ -1,0 +1,94 @@
+"""Wire models of the knowledge routes: documents in and out, and retrieval."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bigevy.knowledge.taxonomy import Category, Source
+
+
+class DocumentBody(BaseModel):
+    """A document as a client writes it (its id comes from the URL on PUT)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, description="Plain text; chunked and embedded by bigEVY.")
+    category: Category
+    source: Source
+    url: str = ""
+    region: str = Field("global", min_length=1, max_length=100)
+    language: str = Field("en", min_length=2, max_length=16)
+    priority: Literal["critical", "high", "normal", "low"] = "normal"
+
+
+class DocumentCreate(DocumentBody):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$")
+
+
+class DocumentOut(DocumentCreate):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int
+    revision: int
+    content_hash: str
+    created_at: float
+    updated_at: float
+
+
+class WriteOut(BaseModel):
+    id: str
+    status: Literal["added", "updated", "unchanged", "deleted"]
+    version: int
+    revision: int
+    chunks: int | None = None
+
+
+class DocumentPage(BaseModel):
+    data: list[DocumentOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    top_k: int = Field(5, ge=1, le=100)
+    categories: list[Category] = []
+    sources: list[Source] = []
+    regions: list[str] = []
+    languages: list[str] = []
+    updated_after: float | None = Field(None, description="Unix seconds.")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+
+class Citation(BaseModel):
+    document_id: str
+    title: str
+    source: str
+    url: str
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    text: str
+    score: float
+    category: str
+    citation: Citation
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    hits: list[SearchHit]

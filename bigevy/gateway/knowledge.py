@@ -1,0 +1,77 @@
+"""The knowledge routes' translation between wire models and the knowledge service."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bigevy.api.knowledge import (
+    Citation,
+    DocumentBody,
+    DocumentOut,
+    DocumentPage,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    WriteOut,
+)
+from bigevy.knowledge.store import DocumentIn, Hit, SearchFilters, WriteResult
+
+
+class KnowledgeBackend(Protocol):
+    """`KnowledgeService` in-process, or its Serve deployment through a handle."""
+
+    async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]: ...
+    async def get(self, document_id: str) -> dict[str, Any]: ...
+    async def list_documents(
+        self, filters: SearchFilters, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]: ...
+    async def delete(self, document_id: str) -> WriteResult: ...
+    async def search(self, query: str, mode: str, filters: SearchFilters, k: int) -> list[Hit]: ...
+
+
+class KnowledgeGateway:
+    def __init__(self, backend: KnowledgeBackend) -> None:
+        self.backend = backend
+
+    async def put(self, document_id: str, body: DocumentBody) -> WriteOut:
+        doc = DocumentIn(id=document_id, **body.model_dump(exclude={"id"}))
+        result, chunks = await self.backend.put(doc)
+        return WriteOut(**result.__dict__, chunks=chunks)
+
+    async def get(self, document_id: str) -> DocumentOut:
+        return DocumentOut(**await self.backend.get(document_id))
+
+    async def list(self, filters: SearchFilters, offset: int, limit: int) -> DocumentPage:
+        rows, total = await self.backend.list_documents(filters, offset, limit)
+        return DocumentPage(
+            data=[DocumentOut(**r) for r in rows], total=total, offset=offset, limit=limit
+        )
+
+    async def delete(self, document_id: str) -> WriteOut:
+        return WriteOut(**(await self.backend.delete(document_id)).__dict__)
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        filters = SearchFilters(
+            categories=[str(c) for c in request.categories],
+            sources=[str(s) for s in request.sources],
+            regions=request.regions,
+            languages=request.languages,
+            updated_after=request.updated_after,
+        )
+        hits = await self.backend.search(request.query, request.mode, filters, request.top_k)
+        return SearchResponse(
+            query=request.query,
+            mode=request.mode,
+            hits=[
+                SearchHit(
+                    chunk_id=h.chunk_id,
+                    text=h.text,
+                    score=h.score,
+                    category=h.category,
+                    citation=Citation(
+                        document_id=h.document_id, title=h.title, source=h.source, url=h.url
+                    ),
+                )
+                for h in hits
+            ],
+        )

@@ -1,0 +1,78 @@
+"""The knowledge base as callers use it: documents in (chunked, embedded, stored), search out.
+
+Independent of Ray: it embeds through an `embed` coroutine (a Serve handle in production).
+LanceDB calls are blocking, so they run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bigevy.config import KnowledgeSpec
+from bigevy.errors import NotFound, PayloadTooLarge
+from bigevy.knowledge.chunking import chunk_text
+from bigevy.knowledge.store import (
+    DocumentIn,
+    Hit,
+    KnowledgeStore,
+    SearchFilters,
+    SearchMode,
+    WriteResult,
+)
+
+Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
+
+
+class KnowledgeService:
+    def __init__(self, store: KnowledgeStore, embed: Embed, spec: KnowledgeSpec) -> None:
+        self.store = store
+        self.embed = embed
+        self.spec = spec
+
+    async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]:
+        """Write a document; the same content again is a no-op (nothing re-embedded)."""
+        if len(doc.text) > self.spec.max_document_chars:
+            raise PayloadTooLarge(
+                f"document text is {len(doc.text)} characters; the limit is "
+                f"{self.spec.max_document_chars}",
+                param="text",
+            )
+        if not await asyncio.to_thread(self.store.needs_write, doc):
+            current = await asyncio.to_thread(self.store.get, doc.id)
+            assert current is not None
+            return WriteResult(doc.id, "unchanged", current["version"], current["revision"]), None
+        chunks = [
+            c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)
+        ]
+        vectors = await self.embed(chunks)
+        result = await asyncio.to_thread(self.store.upsert, doc, chunks, vectors)
+        return result, len(chunks)
+
+    async def get(self, document_id: str) -> dict[str, Any]:
+        found = await asyncio.to_thread(self.store.get, document_id)
+        if found is None:
+            raise NotFound(f"no document {document_id!r}", param="id")
+        return found
+
+    async def list_documents(
+        self, filters: SearchFilters, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        return await asyncio.to_thread(
+            self.store.list_documents, filters, offset=offset, limit=limit
+        )
+
+    async def delete(self, document_id: str) -> WriteResult:
+        result = await asyncio.to_thread(self.store.delete, document_id)
+        if result is None:
+            raise NotFound(f"no document {document_id!r}", param="id")
+        return result
+
+    async def search(
+        self, query: str, mode: SearchMode, filters: SearchFilters, k: int
+    ) -> list[Hit]:
+        vector = (await self.embed([query]))[0] if mode != "keyword" else None
+        return await asyncio.to_thread(
+            self.store.search, vector=vector, text=query, mode=mode, filters=filters, k=k
+        )

@@ -1,0 +1,133 @@
+"""The knowledge routes over HTTP: a real Serve app, the real embedder, LanceDB in a temp dir."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bigevy.config import KnowledgeSpec, Settings
+from tests.conftest import ServeCluster
+
+MAX_CHARS = 5000
+
+
+@pytest.fixture(scope="module")
+def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        knowledge=KnowledgeSpec(max_document_chars=MAX_CHARS),
+    )
+    return serve_cluster.deploy(settings)
+
+
+def doc(doc_id: str, text: str, **extra: str) -> dict[str, str]:
+    return {
+        "id": doc_id,
+        "title": doc_id.replace("-", " ").title(),
+        "text": text,
+        "category": "emergency",
+        "source": "government",
+        **extra,
+    }
+
+
+def search(base_url: str, query: str, **extra: object) -> list[dict]:
+    reply = httpx.post(f"{base_url}/v1/rag/search", json={"query": query, **extra}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["hits"]
+
+
+def test_add_search_resend_update_delete(base_url: str) -> None:
+    water = doc(
+        "boil-water",
+        "Boil water for one minute to make it safe to drink.",
+        url="https://example.org/water",
+    )
+    added = httpx.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
+    assert added.status_code == 201 and added.json()["status"] == "added"
+
+    hits = search(base_url, "how do I make drinking water safe", top_k=3)
+    assert hits[0]["citation"] == {
+        "document_id": "boil-water",
+        "title": "Boil Water",
+        "source": "government",
+        "url": "https://example.org/water",
+    }
+
+    again = httpx.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
+    assert again.status_code == 200 and again.json()["status"] == "unchanged"
+    assert again.json()["revision"] == added.json()["revision"]
+
+    body = {k: v for k, v in water.items() if k != "id"}
+    body["text"] = "Add one purification tablet per litre and wait thirty minutes."
+    updated = httpx.put(f"{base_url}/v1/knowledge/documents/boil-water", json=body, timeout=60)
+    assert updated.json()["status"] == "updated" and updated.json()["version"] == 2
+    texts = [h["text"] for h in search(base_url, "boil one minute", mode="keyword", top_k=20)]
+    assert not any("Boil water" in t for t in texts)
+    assert "tablet" in search(base_url, "purification tablet", top_k=1)[0]["text"]
+    assert httpx.get(f"{base_url}/v1/knowledge/documents/boil-water").json()["version"] == 2
+
+    deleted = httpx.delete(f"{base_url}/v1/knowledge/documents/boil-water")
+    assert deleted.status_code == 200 and deleted.json()["revision"] > updated.json()["revision"]
+    assert httpx.get(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
+    assert all(
+        h["citation"]["document_id"] != "boil-water"
+        for h in search(base_url, "purification tablet")
+    )
+    assert httpx.delete(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
+
+
+def test_list_filters_and_pages(base_url: str) -> None:
+    for i, category in enumerate(["weather_safety", "weather_safety", "healthcare"]):
+        reply = httpx.post(
+            f"{base_url}/v1/knowledge/documents",
+            timeout=60,
+            json=doc(f"list-{i}", f"Safety note number {i}.", category=category),
+        )
+        assert reply.status_code == 201
+    page = httpx.get(
+        f"{base_url}/v1/knowledge/documents", params={"category": "weather_safety", "limit": 1}
+    ).json()
+    assert page["total"] == 2 and [d["id"] for d in page["data"]] == ["list-0"]
+    rest = httpx.get(
+        f"{base_url}/v1/knowledge/documents",
+        params={"category": "weather_safety", "limit": 1, "offset": 1},
+    ).json()
+    assert [d["id"] for d in rest["data"]] == ["list-1"]
+    hits = search(base_url, "safety note", categories=["healthcare"])
+    assert {h["citation"]["document_id"] for h in hits} == {"list-2"}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"query": "  "}, "query"),
+        ({"query": "water", "top_k": 0}, "top_k"),
+        ({"query": "water", "top_k": 101}, "top_k"),
+        ({"query": "water", "categories": ["sports"]}, "categories.0"),
+        ({"query": "water", "sources": ["tiktok"]}, "sources.0"),
+        ({"query": "water", "mode": "magic"}, "mode"),
+    ],
+)
+def test_bad_searches_are_422(base_url: str, body: dict, param: str) -> None:
+    reply = httpx.post(f"{base_url}/v1/rag/search", json=body, timeout=30)
+    assert reply.status_code == 422 and reply.json()["error"]["param"] == param
+
+
+def test_unknown_category_lists_the_valid_ones(base_url: str) -> None:
+    reply = httpx.post(f"{base_url}/v1/knowledge/documents", json=doc("x", "t", category="pop"))
+    assert reply.status_code == 422
+    assert "weather_safety" in reply.json()["error"]["message"]
+
+
+def test_bad_documents_are_refused_and_store_nothing(base_url: str) -> None:
+    before = httpx.get(f"{base_url}/v1/knowledge/documents").json()["total"]
+    too_big = httpx.post(
+        f"{base_url}/v1/knowledge/documents", timeout=60, json=doc("big", "word " * MAX_CHARS)
+    )
+    assert too_big.status_code == 413 and too_big.json()["error"]["param"] == "text"
+    no_title = {k: v for k, v in doc("no-title", "text").items() if k != "title"}
+    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=no_title).status_code == 422
+    bad_id = httpx.post(f"{base_url}/v1/knowledge/documents", json=doc("../etc/passwd", "t"))
+    assert bad_id.status_code == 422 and bad_id.json()["error"]["param"] == "id"
+    assert httpx.get(f"{base_url}/v1/knowledge/documents").json()["total"] == before
