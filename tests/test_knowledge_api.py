@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -9,6 +15,7 @@ from bigevy.config import KnowledgeSpec, Settings
 from tests.conftest import ServeCluster
 
 MAX_CHARS = 5000
+BIGEVY = str(Path(sys.executable).parent / "bigevy")
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +138,63 @@ def test_bad_documents_are_refused_and_store_nothing(base_url: str) -> None:
     bad_id = httpx.post(f"{base_url}/v1/knowledge/documents", json=doc("../etc/passwd", "t"))
     assert bad_id.status_code == 422 and bad_id.json()["error"]["param"] == "id"
     assert httpx.get(f"{base_url}/v1/knowledge/documents").json()["total"] == before
+
+
+def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = [
+        json.dumps(
+            {
+                "_id": f"scifact-{i}",
+                "title": f"Claim {i}",
+                "text": f"Vitamin D study number {i} found lower fracture risk.",
+            }
+        )
+        for i in range(70)
+    ]
+    lines.insert(10, "{broken")
+    (corpus / "claims.jsonl").write_text("\n".join(lines) + "\n")
+    (corpus / "cholera.md").write_text("# Cholera\n\nCholera spreads through dirty water.\n")
+    (corpus / "bad.txt").write_text("\n")  # no text
+
+    def ingest() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                BIGEVY,
+                "ingest",
+                str(corpus),
+                "--url",
+                base_url,
+                "--source",
+                "academic",
+                "--category",
+                "research",
+                "--batch-size",
+                "32",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    def summary(out: str) -> dict[str, int]:
+        row = next(line for line in out.splitlines() if line.startswith("│"))
+        numbers = [int(cell) for cell in row.strip("│ ").split("│")]
+        return dict(zip(["added", "updated", "unchanged", "failed"], numbers, strict=True))
+
+    first = ingest()
+    assert first.returncode == 1, first.stdout + first.stderr  # some records were skipped
+    assert summary(first.stdout) == {"added": 71, "updated": 0, "unchanged": 0, "failed": 2}
+    assert f"{corpus / 'claims.jsonl'}:11" in first.stdout and "invalid JSON" in first.stdout
+    assert "bad.txt" in first.stdout
+    hits = search(base_url, "what spreads cholera", top_k=1)
+    assert hits[0]["citation"]["document_id"] == "cholera"
+    assert httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["source"] == "academic"
+
+    revision = httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"]
+    second = ingest()
+    assert summary(second.stdout) == {"added": 0, "updated": 0, "unchanged": 71, "failed": 2}
+    assert httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"] == revision

@@ -46,6 +46,29 @@ class WriteOut(BaseModel):
     chunks: int | None = None
 
 
+#: Documents per batch request: one embedding call, bounded.
+MAX_BATCH = 256
+
+
+class DocumentBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItem(BaseModel):
+    id: str
+    status: Literal["added", "updated", "unchanged", "failed"]
+    version: int | None = None
+    revision: int | None = None
+    chunks: int | None = None
+    error: str | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[BatchItem]
+
+
 class DocumentPage(BaseModel):
     data: list[DocumentOut]
     total: int

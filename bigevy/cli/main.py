@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bigevy.api.knowledge import MAX_BATCH, DocumentCreate
 from bigevy.config import Settings
+from bigevy.knowledge.ingest import read
 
 app = typer.Typer(help="bigEVY, the central node of the EVY network.", no_args_is_help=True)
 console = Console()
@@ -142,6 +146,72 @@ def status(url: UrlOption = None) -> None:
         )
     console.print(table)
     if not is_ready:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(exists=True, help="A file or a directory.")],
+    category: Annotated[str, typer.Option(help="Category of records that name none.")] = (
+        "general_knowledge"
+    ),
+    source: Annotated[str, typer.Option(help="Source of records that name none.")] = "local",
+    region: Annotated[str, typer.Option(help="Region of records that name none.")] = "global",
+    language: Annotated[str, typer.Option(help="Language of records that name none.")] = "en",
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = 64,
+    url: UrlOption = None,
+) -> None:
+    """Add JSONL, Markdown, text and HTML files to the knowledge base (exit 1 if any failed)."""
+    defaults = {"category": category, "source": source, "region": region, "language": language}
+    records = list(read(path, defaults))
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+
+    def fail(origin: str, reason: str) -> None:
+        counts["failed"] += 1
+        failures.append((origin, reason))
+
+    valid: list[tuple[str, DocumentCreate]] = []
+    for record in records:
+        if record.document is None:
+            fail(record.origin, record.error or "unreadable")
+            continue
+        try:
+            valid.append((record.origin, DocumentCreate.model_validate(record.document)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            fail(record.origin, f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+
+    endpoint = f"{_base_url(url)}/v1/knowledge/documents/batch"
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"ingesting {path}", total=len(valid))
+        for start in range(0, len(valid), batch_size):
+            batch = valid[start : start + batch_size]
+            body = {"documents": [d.model_dump(mode="json") for _, d in batch]}
+            try:
+                reply = httpx.post(endpoint, json=body, timeout=600)
+            except httpx.HTTPError as exc:
+                console.print(f"[red]bigEVY is not reachable[/red]: {exc}")
+                raise typer.Exit(1) from None
+            if reply.status_code != 200:
+                for origin, _ in batch:
+                    fail(origin, f"{reply.status_code} {_error_message(reply)}")
+            else:
+                for (origin, _), item in zip(batch, reply.json()["results"], strict=True):
+                    if item["status"] == "failed":
+                        fail(origin, item["error"])
+                    else:
+                        counts[item["status"]] += 1
+            bar.advance(task, len(batch))
+
+    table = Table("added", "updated", "unchanged (skipped)", "failed")
+    table.add_row(*(str(counts[k]) for k in ("added", "updated", "unchanged", "failed")))
+    console.print(table)
+    for origin, reason in failures[:20]:
+        console.print(f"[yellow]skipped[/yellow] {origin}: {reason}", soft_wrap=True)
+    if len(failures) > 20:
+        console.print(f"... and {len(failures) - 20} more")
+    if failures:
         raise typer.Exit(1)
 
 

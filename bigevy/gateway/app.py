@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
 from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
 from bigevy.api.knowledge import (
+    BatchResult,
+    DocumentBatch,
     DocumentBody,
     DocumentCreate,
     DocumentOut,
@@ -221,6 +223,17 @@ def create_app(
         result = await guarded(knowledge.put(body.id, body))
         status = 201 if result.status == "added" else 200
         return JSONResponse(result.model_dump(), status_code=status)
+
+    @app.post(
+        "/v1/knowledge/documents/batch",
+        response_model=BatchResult,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(OPERATORS)],
+    )
+    async def create_documents(batch: DocumentBatch) -> BatchResult:
+        """Up to 256 documents in one call (what `bigevy ingest` sends); each gets its outcome."""
+        return await guarded(knowledge.put_many(batch))
 
     @app.put(
         "/v1/knowledge/documents/{document_id:path}",

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from bigevy.api.knowledge import (
+    BatchItem,
+    BatchResult,
     Citation,
+    DocumentBatch,
     DocumentBody,
     DocumentOut,
     DocumentPage,
@@ -14,6 +17,7 @@ from bigevy.api.knowledge import (
     SearchResponse,
     WriteOut,
 )
+from bigevy.errors import BigEvyError
 from bigevy.knowledge.store import DocumentIn, Hit, SearchFilters, WriteResult
 
 
@@ -21,6 +25,9 @@ class KnowledgeBackend(Protocol):
     """`KnowledgeService` in-process, or its Serve deployment through a handle."""
 
     async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]: ...
+    async def put_many(
+        self, docs: list[DocumentIn]
+    ) -> list[tuple[WriteResult, int | None] | BigEvyError]: ...
     async def get(self, document_id: str) -> dict[str, Any]: ...
     async def list_documents(
         self, filters: SearchFilters, offset: int, limit: int
@@ -37,6 +44,17 @@ class KnowledgeGateway:
         doc = DocumentIn(id=document_id, **body.model_dump(exclude={"id"}))
         result, chunks = await self.backend.put(doc)
         return WriteOut(**result.__dict__, chunks=chunks)
+
+    async def put_many(self, batch: DocumentBatch) -> BatchResult:
+        docs = [DocumentIn(**d.model_dump()) for d in batch.documents]
+        items = []
+        for doc, outcome in zip(docs, await self.backend.put_many(docs), strict=True):
+            if isinstance(outcome, BigEvyError):
+                items.append(BatchItem(id=doc.id, status="failed", error=outcome.message))
+            else:
+                result, chunks = outcome
+                items.append(BatchItem(**result.__dict__, chunks=chunks))
+        return BatchResult(results=items)
 
     async def get(self, document_id: str) -> DocumentOut:
         return DocumentOut(**await self.backend.get(document_id))

@@ -33,22 +33,52 @@ class KnowledgeService:
 
     async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]:
         """Write a document; the same content again is a no-op (nothing re-embedded)."""
-        if len(doc.text) > self.spec.max_document_chars:
-            raise PayloadTooLarge(
-                f"document text is {len(doc.text)} characters; the limit is "
-                f"{self.spec.max_document_chars}",
-                param="text",
-            )
-        if not await asyncio.to_thread(self.store.needs_write, doc):
+        (outcome,) = await self.put_many([doc])
+        if isinstance(outcome, PayloadTooLarge):
+            raise outcome
+        return outcome
+
+    async def put_many(
+        self, docs: list[DocumentIn]
+    ) -> list[tuple[WriteResult, int | None] | PayloadTooLarge]:
+        """Write documents in order, embedding all their new chunks in one call.
+
+        Each gets its own outcome: (result, chunks written; None when unchanged) or the error
+        that refused it alone.
+        """
+        outcomes: list[tuple[WriteResult, int | None] | PayloadTooLarge | None] = []
+        pending: list[tuple[int, DocumentIn, list[str]]] = []
+        for doc in docs:
+            if len(doc.text) > self.spec.max_document_chars:
+                outcomes.append(
+                    PayloadTooLarge(
+                        f"document {doc.id!r} is {len(doc.text)} characters; the limit is "
+                        f"{self.spec.max_document_chars}",
+                        param="text",
+                    )
+                )
+                continue
             current = await asyncio.to_thread(self.store.get, doc.id)
-            assert current is not None
-            return WriteResult(doc.id, "unchanged", current["version"], current["revision"]), None
-        chunks = [
-            c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)
-        ]
-        vectors = await self.embed(chunks)
-        result = await asyncio.to_thread(self.store.upsert, doc, chunks, vectors)
-        return result, len(chunks)
+            if current is not None and current["content_hash"] == doc.content_hash():
+                kept = WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+                outcomes.append((kept, None))
+                continue
+            chunks = [
+                c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)
+            ]
+            pending.append((len(outcomes), doc, chunks))
+            outcomes.append(None)
+        texts = [c for _, _, chunks in pending for c in chunks]
+        vectors = await self.embed(texts) if texts else []
+        start = 0
+        for index, doc, chunks in pending:
+            mine = vectors[start : start + len(chunks)]
+            start += len(chunks)
+            outcomes[index] = (
+                await asyncio.to_thread(self.store.upsert, doc, chunks, mine),
+                len(chunks),
+            )
+        return [o for o in outcomes if o is not None]
 
     async def get(self, document_id: str) -> dict[str, Any]:
         found = await asyncio.to_thread(self.store.get, document_id)
