@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
+from bigevy.sms import encoding_of, segment_count
 from tests.conftest import ServeCluster
 
 MAX_CHARS = 5000
@@ -198,3 +199,50 @@ def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) 
     second = ingest()
     assert summary(second.stdout) == {"added": 0, "updated": 0, "unchanged": 71, "failed": 2}
     assert httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"] == revision
+
+
+def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None:
+    cholera = doc(
+        "cholera-signs",
+        "Cholera causes sudden watery diarrhoea. Give oral "
+        "rehydration salts at once and go to the nearest clinic.",
+        category="healthcare",
+        region="east-africa",
+    )
+    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=cholera, timeout=60).is_success
+    for segments in (1, 2):
+        reply = httpx.post(
+            f"{base_url}/v1/evy/query",
+            timeout=120,
+            json={
+                "node_id": "lil-001",
+                "message": "my child has watery diarrhoea what do i do",
+                "region": "east-africa",
+                "max_sms_segments": segments,
+                "max_tokens": 120,
+            },
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert len(body["answer"].split()) >= 3
+        assert "cholera-signs" in [c["document_id"] for c in body["citations"]]
+        assert 1 <= body["sms_segments"] <= segments
+        assert segment_count(body["sms"]) == body["sms_segments"]
+        assert body["sms_encoding"] == encoding_of(body["sms"])
+        assert " ".join(body["answer"].split()).startswith(body["sms"].removesuffix("..."))
+        assert body["timings"]["total_ms"] >= body["timings"]["retrieval_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "param"),
+    [
+        ({"message": " "}, 422, "message"),
+        ({"max_sms_segments": 0}, 422, "max_sms_segments"),
+        ({"profile": "poetry"}, 400, "profile"),
+        ({"model": "gpt-9"}, 404, "model"),
+    ],
+)
+def test_bad_escalations(base_url: str, change: dict, status: int, param: str) -> None:
+    body = {"node_id": "lil-001", "message": "flood coming what do i do", **change}
+    reply = httpx.post(f"{base_url}/v1/evy/query", json=body, timeout=60)
+    assert reply.status_code == status and reply.json()["error"]["param"] == param

@@ -115,3 +115,36 @@ class SearchResponse(BaseModel):
     query: str
     mode: str
     hits: list[SearchHit]
+
+
+class EvyQuery(BaseModel):
+    """A question a lilEVY node could not answer locally (escalated over its uplink)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = Field(min_length=1, max_length=128)
+    message: str = Field(min_length=1, max_length=1600, description="The SMS text asked.")
+    language: str = Field("en", min_length=2, max_length=16)
+    region: str | None = Field(None, description="Prefer knowledge of this region.")
+    profile: str = "general"
+    max_sms_segments: int = Field(1, ge=1, le=10)
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1, le=2048)
+    top_k: int = Field(4, ge=1, le=20, description="Passages given to the model.")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be blank")
+        return value
+
+
+class EvyAnswer(BaseModel):
+    answer: str = Field(description="The full answer (at most 2048 tokens).")
+    sms: str = Field(description="The answer cut to fit max_sms_segments.")
+    sms_segments: int
+    sms_encoding: Literal["GSM-7", "UCS-2"]
+    citations: list[Citation]
+    model: str
+    timings: dict[str, float] = Field(description="Milliseconds: retrieval, generation, total.")

@@ -20,6 +20,8 @@ from bigevy.api.knowledge import (
     DocumentCreate,
     DocumentOut,
     DocumentPage,
+    EvyAnswer,
+    EvyQuery,
     SearchRequest,
     SearchResponse,
     WriteOut,
@@ -36,6 +38,7 @@ from bigevy.api.openai import (
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
 from bigevy.gateway.embeddings import EmbeddingService
+from bigevy.gateway.evy import EvyService
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.knowledge.store import SearchFilters
@@ -47,6 +50,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)
 }
 STATUS_READERS = OPERATORS | {Role.reader}
+ESCALATORS = OPERATORS | {Role.node}
 
 
 def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
@@ -127,6 +131,7 @@ def create_app(
     knowledge: KnowledgeGateway,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
+    evy = EvyService(service, knowledge)
     retry_after = service.settings.gateway.retry_after_s
     app = FastAPI(
         title="bigEVY",
@@ -300,6 +305,17 @@ def create_app(
     async def rag_search(request: SearchRequest) -> SearchResponse:
         """Hybrid (vector + BM25, fused by RRF), vector or keyword search with citations."""
         return await guarded(knowledge.search(request))
+
+    @app.post(
+        "/v1/evy/query",
+        response_model=EvyAnswer,
+        responses=ERRORS,
+        tags=["evy"],
+        dependencies=[allow(ESCALATORS)],
+    )
+    async def evy_query(query: EvyQuery) -> EvyAnswer:
+        """A lilEVY escalation: a grounded, cited answer, and the same cut to fit its SMS."""
+        return await guarded(evy.query(query))
 
     @app.get(
         "/v1/admin/models",
