@@ -144,6 +144,9 @@ class KnowledgeSpec(_Strict):
     max_document_chars: int = Field(
         1_000_000, ge=1, description="Larger documents are refused with 413."
     )
+    load_starter: bool = Field(
+        True, description="`bigevy up` loads the shipped knowledge pack (first aid, safety)."
+    )
     deployment: DeploymentSpec = DeploymentSpec(
         num_replicas=1, num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=256
     )

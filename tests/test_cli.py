@@ -36,6 +36,17 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{port}/v1" in up.stdout
         assert (tmp_path / "data").is_dir()
+        assert "starter knowledge: 15 added" in up.stdout
+        search = httpx.post(
+            f"http://127.0.0.1:{port}/v1/rag/search",
+            timeout=60,
+            json={"query": "what to do when a flood is coming", "top_k": 1},
+        )
+        assert search.json()["hits"][0]["citation"]["document_id"] == "flood"
+
+        ask = bigevy("ask", "My child has diarrhoea, what should I give?", "--segments", "2")
+        assert ask.returncode == 0, ask.stdout + ask.stderr
+        assert "SMS" in ask.stdout and "source: Diarrhoea and dehydration" in ask.stdout
 
         chat = bigevy("chat", "How do I make water safe to drink?", "--max-tokens", "24")
         assert chat.returncode == 0, chat.stdout + chat.stderr
@@ -50,5 +61,6 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
     finally:
         down = bigevy("down")
     assert down.returncode == 0 and "stopped" in down.stdout
+    assert (tmp_path / "data" / "lancedb").is_dir()  # the knowledge base lives in the data dir
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

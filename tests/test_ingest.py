@@ -29,8 +29,10 @@ def corpus(root: Path) -> Path:
     ]
     (root / "corpus.jsonl").write_text("\n".join(lines) + "\n")
     (root / "notes" / "Flood Safety.md").write_text(
+        "---\ncategory: weather_safety\nregion: east-africa\n---\n"
         "# Flood safety\n\nMove to **higher ground**. See [the guide](http://x.org).\n"
     )
+    (root / "notes" / "broken.md").write_text("---\ncategory: [unclosed\n---\n# x\n")
     (root / "notes" / "first-aid.txt").write_text("First aid basics\nPress on a bleeding wound.\n")
     (root / "page.html").write_text(
         "<html><head><title>Cyclone tips</title><script>var x=1;</script></head>"
@@ -47,6 +49,8 @@ def test_every_format_is_read(tmp_path: Path) -> None:
     assert docs["4983"]["title"] == "Microstructural development"
     assert docs["w1"]["category"] == "emergency" and docs["w1"]["source"] == "local"
     assert docs["notes/Flood-Safety"]["title"] == "Flood safety"
+    assert docs["notes/Flood-Safety"]["category"] == "weather_safety"  # from its front matter
+    assert docs["notes/Flood-Safety"]["region"] == "east-africa"
     assert "Move to higher ground. See the guide." in docs["notes/Flood-Safety"]["text"]
     assert docs["notes/first-aid"]["title"] == "First aid basics"
     assert docs["page"]["title"] == "Cyclone tips"
@@ -58,7 +62,9 @@ def test_bad_records_are_reported_with_file_and_line(tmp_path: Path) -> None:
     records = list(read(corpus(tmp_path), DEFAULTS))
     errors = {r.origin: r.error for r in records if r.error}
     jsonl = str(tmp_path / "corpus.jsonl")
-    assert set(errors) == {f"{jsonl}:2", f"{jsonl}:4", f"{jsonl}:6"}
+    broken = str(tmp_path / "notes" / "broken.md")
+    assert set(errors) == {f"{jsonl}:2", f"{jsonl}:4", f"{jsonl}:6", broken}
+    assert "front matter" in errors[broken]
     assert "invalid JSON" in errors[f"{jsonl}:2"]
     assert "text" in errors[f"{jsonl}:4"]
     assert "object" in errors[f"{jsonl}:6"]

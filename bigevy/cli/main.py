@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +18,7 @@ from rich.table import Table
 
 from bigevy.api.knowledge import MAX_BATCH, DocumentCreate
 from bigevy.config import Settings
-from bigevy.knowledge.ingest import read
+from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, Record, read
 
 app = typer.Typer(help="bigEVY, the central node of the EVY network.", no_args_is_help=True)
 console = Console()
@@ -84,6 +86,13 @@ def up(
     if not _wait_ready(base, wait):
         console.print(f"[red]bigEVY is not ready[/red]; see `bigevy status` and {base}/readyz")
         raise typer.Exit(1)
+    if settings.knowledge.load_starter:
+        starter = send_records(read(STARTER_KNOWLEDGE, {}), base, 64, "starter knowledge")
+        counts = starter.counts
+        console.print(
+            f"starter knowledge: {counts['added']} added, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+        )
     model = settings.default_model
     console.print(
         f"\n[bold green]bigEVY is up[/bold green] at {base}  (data dir: {settings.data_dir})\n"
@@ -92,6 +101,8 @@ def up(
         f"        curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\\n"
         f'          -d \'{{"model": "{model}", "messages": '
         f'[{{"role": "user", "content": "Hello"}}]}}\'\n'
+        f"        curl {base}/v1/evy/query -H 'Content-Type: application/json' \\\n"
+        f'          -d \'{{"node_id": "demo", "message": "Flood coming, what do I do?"}}\'\n'
         f"  stop: bigevy down",
         soft_wrap=True,
     )
@@ -149,28 +160,24 @@ def status(url: UrlOption = None) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def ingest(
-    path: Annotated[Path, typer.Argument(exists=True, help="A file or a directory.")],
-    category: Annotated[str, typer.Option(help="Category of records that name none.")] = (
-        "general_knowledge"
-    ),
-    source: Annotated[str, typer.Option(help="Source of records that name none.")] = "local",
-    region: Annotated[str, typer.Option(help="Region of records that name none.")] = "global",
-    language: Annotated[str, typer.Option(help="Language of records that name none.")] = "en",
-    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = 64,
-    url: UrlOption = None,
-) -> None:
-    """Add JSONL, Markdown, text and HTML files to the knowledge base (exit 1 if any failed)."""
-    defaults = {"category": category, "source": source, "region": region, "language": language}
-    records = list(read(path, defaults))
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    failures: list[tuple[str, str]] = []
+@dataclass
+class IngestReport:
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"added": 0, "updated": 0, "unchanged": 0, "failed": 0}
+    )
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
-    def fail(origin: str, reason: str) -> None:
-        counts["failed"] += 1
-        failures.append((origin, reason))
+    def fail(self, origin: str, reason: str) -> None:
+        self.counts["failed"] += 1
+        self.failures.append((origin, reason))
 
+
+def send_records(
+    records: Iterable[Record], base_url: str, batch_size: int, label: str
+) -> IngestReport:
+    """Validate records here, send the valid ones in batches, count each outcome."""
+    report = IngestReport()
+    fail, counts = report.fail, report.counts
     valid: list[tuple[str, DocumentCreate]] = []
     for record in records:
         if record.document is None:
@@ -182,9 +189,9 @@ def ingest(
             first = exc.errors()[0]
             fail(record.origin, f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
 
-    endpoint = f"{_base_url(url)}/v1/knowledge/documents/batch"
+    endpoint = f"{base_url}/v1/knowledge/documents/batch"
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"ingesting {path}", total=len(valid))
+        task = bar.add_task(label, total=len(valid))
         for start in range(0, len(valid), batch_size):
             batch = valid[start : start + batch_size]
             body = {"documents": [d.model_dump(mode="json") for _, d in batch]}
@@ -203,6 +210,25 @@ def ingest(
                     else:
                         counts[item["status"]] += 1
             bar.advance(task, len(batch))
+    return report
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(exists=True, help="A file or a directory.")],
+    category: Annotated[str, typer.Option(help="Category of records that name none.")] = (
+        "general_knowledge"
+    ),
+    source: Annotated[str, typer.Option(help="Source of records that name none.")] = "local",
+    region: Annotated[str, typer.Option(help="Region of records that name none.")] = "global",
+    language: Annotated[str, typer.Option(help="Language of records that name none.")] = "en",
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = 64,
+    url: UrlOption = None,
+) -> None:
+    """Add JSONL, Markdown, text and HTML files to the knowledge base (exit 1 if any failed)."""
+    defaults = {"category": category, "source": source, "region": region, "language": language}
+    report = send_records(read(path, defaults), _base_url(url), batch_size, f"ingesting {path}")
+    counts, failures = report.counts, report.failures
 
     table = Table("added", "updated", "unchanged (skipped)", "failed")
     table.add_row(*(str(counts[k]) for k in ("added", "updated", "unchanged", "failed")))
@@ -213,6 +239,40 @@ def ingest(
         console.print(f"... and {len(failures) - 20} more")
     if failures:
         raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The SMS a lilEVY node escalated.")],
+    node_id: Annotated[str, typer.Option(help="Which node asks.")] = "cli",
+    region: Annotated[str | None, typer.Option(help="The node's region.")] = None,
+    segments: Annotated[int, typer.Option(min=1, max=10, help="SMS parts allowed.")] = 1,
+    url: UrlOption = None,
+) -> None:
+    """Ask as a lilEVY node would: a grounded answer, its SMS, and the sources."""
+    body: dict[str, object] = {
+        "node_id": node_id,
+        "message": question,
+        "max_sms_segments": segments,
+    }
+    if region:
+        body["region"] = region
+    try:
+        reply = httpx.post(f"{_base_url(url)}/v1/evy/query", json=body, timeout=300)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]bigEVY is not reachable[/red]: {exc}")
+        raise typer.Exit(1) from None
+    if reply.status_code != 200:
+        console.print(f"[red]{reply.status_code}[/red] {_error_message(reply)}")
+        raise typer.Exit(1)
+    answer = reply.json()
+    console.print(answer["answer"], markup=False)
+    console.print(
+        f"\n[bold]SMS[/bold] ({answer['sms_segments']} part(s), {answer['sms_encoding']}):",
+    )
+    console.print(answer["sms"], markup=False, soft_wrap=True)
+    for citation in answer["citations"]:
+        console.print(f"  source: {citation['title']} ({citation['document_id']})", markup=False)
 
 
 @app.command()

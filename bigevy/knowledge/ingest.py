@@ -13,6 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 SUFFIXES = {
     ".jsonl": "jsonl",
     ".md": "markdown",
@@ -21,6 +23,8 @@ SUFFIXES = {
     ".html": "html",
     ".htm": "html",
 }
+#: The knowledge pack bigEVY ships (first aid, water, weather safety): `bigevy up` loads it.
+STARTER_KNOWLEDGE = Path(__file__).parent / "starter"
 ID_PATTERN = re.compile(r"[^A-Za-z0-9._:/-]+")
 
 
@@ -55,12 +59,20 @@ def read(path: Path, defaults: dict[str, str]) -> Iterator[Record]:
         except (OSError, UnicodeDecodeError) as exc:
             yield Record(str(file), error=f"cannot read: {exc}")
             continue
+        meta: dict[str, Any] = {}
+        if kind == "markdown":
+            try:
+                meta, raw = _front_matter(raw)
+            except ValueError as exc:
+                yield Record(str(file), error=str(exc))
+                continue
         title, text = {"markdown": _markdown, "text": _plain, "html": _html}[kind](raw, file)
         if not text.strip():
             yield Record(str(file), error="no text")
             continue
         doc_id = _clean_id(str(file.relative_to(root).with_suffix("")))
-        yield Record(str(file), document={**defaults, "id": doc_id, "title": title, "text": text})
+        document = {**defaults, "id": doc_id, "title": title, "text": text, **meta}
+        yield Record(str(file), document=document)
 
 
 def _clean_id(value: str) -> str:
@@ -96,6 +108,22 @@ def _jsonl(file: Path, defaults: dict[str, str]) -> Iterator[Record]:
                 if isinstance(data.get(key), str):
                     document[key] = data[key]
             yield Record(origin, document=document)
+
+
+def _front_matter(raw: str) -> tuple[dict[str, Any], str]:
+    """A leading `---` YAML block sets document fields (category, source, region, ...)."""
+    if not raw.startswith("---\n"):
+        return {}, raw
+    end = raw.find("\n---", 4)
+    if end < 0:
+        raise ValueError("front matter opened with --- but never closed")
+    try:
+        meta = yaml.safe_load(raw[4:end]) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"front matter is not valid YAML: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError("front matter must be a mapping")
+    return {str(k): str(v) for k, v in meta.items()}, raw[end + 4 :]
 
 
 def _markdown(raw: str, file: Path) -> tuple[str, str]:
