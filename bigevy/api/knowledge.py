@@ -130,7 +130,7 @@ class EvyQuery(BaseModel):
     max_sms_segments: int = Field(1, ge=1, le=10)
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1, le=2048)
-    top_k: int = Field(4, ge=1, le=20, description="Passages given to the model.")
+    top_k: int = Field(3, ge=1, le=20, description="Passages given to the model.")
 
     @field_validator("message")
     @classmethod

@@ -33,8 +33,10 @@ class EvyService:
             )
         )
         retrieved = time.perf_counter()
+        # One line per passage, whitespace collapsed: small models copy line breaks and
+        # headings into their answer (seen with SmolLM2-135M).
         sources = "\n".join(
-            f"[{i}] {hit.citation.title}: {hit.text[:PASSAGE_CHARS]}"
+            f"[{i}] {' '.join(hit.text.split())[:PASSAGE_CHARS]}"
             for i, hit in enumerate(found.hits, 1)
         )
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
@@ -46,7 +48,7 @@ class EvyService:
                     ChatMessage(role="user", content=user),
                 ],
                 max_tokens=query.max_tokens,
-                temperature=0.3,
+                temperature=0.2,
             )
         )
         assert isinstance(reply, ChatCompletion)  # not streamed

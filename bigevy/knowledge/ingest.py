@@ -126,17 +126,23 @@ def _front_matter(raw: str) -> tuple[dict[str, Any], str]:
     return {str(k): str(v) for k, v in meta.items()}, raw[end + 4 :]
 
 
+def _unwrap(text: str) -> str:
+    """Hard-wrapped lines joined back into paragraphs; paragraphs kept apart by a blank line."""
+    paragraphs = re.split(r"\n\s*\n", text)
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+
+
 def _markdown(raw: str, file: Path) -> tuple[str, str]:
     heading = re.search(r"^#\s+(.+)$", raw, re.M)
-    text = re.sub(r"^#{1,6}\s*", "", raw, flags=re.M)
+    text = re.sub(r"^#{1,6}\s*(.*)$", r"\1\n", raw, flags=re.M)  # a heading is a paragraph
     text = re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
-    return (heading.group(1).strip() if heading else file.stem), text.strip()
+    return (heading.group(1).strip() if heading else file.stem), _unwrap(text)
 
 
 def _plain(raw: str, file: Path) -> tuple[str, str]:
     first = next((line.strip() for line in raw.splitlines() if line.strip()), file.stem)
-    return first[:200], raw.strip()
+    return first[:200], _unwrap(raw)
 
 
 class _HTMLText(HTMLParser):
