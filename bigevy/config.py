@@ -45,6 +45,9 @@ class SamplingDefaults(_Strict):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=1, le=MAX_OUTPUT_TOKENS)
+    repeat_penalty: float = Field(
+        1.15, ge=1.0, le=2.0, description="Discourages loops (small models loop without it)."
+    )
 
 
 class DeploymentSpec(_Strict):

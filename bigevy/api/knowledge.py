@@ -129,7 +129,9 @@ class EvyQuery(BaseModel):
     profile: str = "general"
     max_sms_segments: int = Field(1, ge=1, le=10)
     model: str | None = None
-    max_tokens: int | None = Field(None, ge=1, le=2048)
+    max_tokens: int = Field(
+        256, ge=1, le=2048, description="Cap on the full answer (an SMS needs far fewer)."
+    )
     top_k: int = Field(3, ge=1, le=20, description="Passages given to the model.")
 
     @field_validator("message")
