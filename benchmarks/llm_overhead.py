@@ -67,6 +67,7 @@ class Raw:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         spec = settings.models[0]
+        self.repeat_penalty = spec.sampling.repeat_penalty  # the same sampling as the replica
         self.llm = Llama(
             model_path=str(resolve_model_path(spec.source)),
             n_ctx=spec.context_length,
@@ -88,6 +89,7 @@ class Raw:
             formatted.prompt,
             max_tokens=max_tokens,
             temperature=0.0,
+            repeat_penalty=self.repeat_penalty,
             stream=True,
             stop=formatted.stop,
         ):
