@@ -192,6 +192,7 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
         "model": DEFAULT_MODEL,
         "prompt": "1, 2, 3, 4, 5, 6, 7,",
         "max_tokens": 2000,
+        "repetition_penalty": 1.0,  # let it count on: the default penalty can end it early
         "temperature": 0,
         "stream": True,
     }

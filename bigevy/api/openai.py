@@ -20,6 +20,9 @@ class _Request(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     seed: int | None = None
+    repetition_penalty: float | None = Field(
+        None, ge=1.0, le=2.0, description="vLLM's extra parameter; default from the model config."
+    )
     n: int = Field(1, description="Only 1 is supported.")
     stream: bool = False
     stream_options: StreamOptions | None = None

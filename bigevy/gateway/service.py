@@ -129,6 +129,7 @@ class OpenAIService:
             top_p=spec.sampling.top_p if request.top_p is None else request.top_p,
             stop=request.stop_list,
             seed=request.seed,
+            repeat_penalty=request.repetition_penalty,
         )
 
     async def _open(

@@ -37,6 +37,7 @@ class GenerationRequest:
     messages: list[dict[str, str]] | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    repeat_penalty: float | None = None  # None: the model's configured default
 
 
 @dataclass

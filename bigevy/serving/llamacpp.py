@@ -237,7 +237,7 @@ class LlamaCppEngine(LLMEngine):
             max_tokens=max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
-            repeat_penalty=self.spec.sampling.repeat_penalty,
+            repeat_penalty=request.repeat_penalty or self.spec.sampling.repeat_penalty,
             stop=stop or None,
             seed=request.seed,
             stream=True,

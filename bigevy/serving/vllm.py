@@ -78,7 +78,7 @@ class VLLMEngine(LLMEngine):
             "max_tokens": request.max_tokens or self.spec.sampling.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
-            "repetition_penalty": self.spec.sampling.repeat_penalty,
+            "repetition_penalty": request.repeat_penalty or self.spec.sampling.repeat_penalty,
             "stop": request.stop or None,
             "seed": request.seed,
             "stream": True,
