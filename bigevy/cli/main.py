@@ -35,6 +35,15 @@ def _error_message(response: httpx.Response) -> str:
         return response.text.strip() or response.reason_phrase
 
 
+def _call(method: str, url: str, **kwargs: object) -> httpx.Response:
+    """One HTTP call to bigEVY; an unreachable server ends the command with status 1."""
+    try:
+        return httpx.request(method, url, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        console.print(f"[red]bigEVY is not reachable at {url}[/red]: {exc}")
+        raise typer.Exit(1) from None
+
+
 def _settings() -> Settings:
     return Settings()
 
@@ -130,12 +139,8 @@ def down() -> None:
 def status(url: UrlOption = None) -> None:
     """Readiness and each model's state, replicas and throughput."""
     base = _base_url(url)
-    try:
-        ready = httpx.get(f"{base}/readyz", timeout=10)
-        models = httpx.get(f"{base}/v1/admin/models", timeout=10)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]bigEVY is not reachable at {base}[/red]: {exc}")
-        raise typer.Exit(1) from None
+    ready = _call("GET", f"{base}/readyz", timeout=10)
+    models = _call("GET", f"{base}/v1/admin/models", timeout=10)
     if models.status_code != 200:
         console.print(f"[red]bigEVY at {base}: {models.status_code}[/red] {_error_message(models)}")
         raise typer.Exit(1)
@@ -195,11 +200,7 @@ def send_records(
         for start in range(0, len(valid), batch_size):
             batch = valid[start : start + batch_size]
             body = {"documents": [d.model_dump(mode="json") for _, d in batch]}
-            try:
-                reply = httpx.post(endpoint, json=body, timeout=600)
-            except httpx.HTTPError as exc:
-                console.print(f"[red]bigEVY is not reachable[/red]: {exc}")
-                raise typer.Exit(1) from None
+            reply = _call("POST", endpoint, json=body, timeout=600)
             if reply.status_code != 200:
                 for origin, _ in batch:
                     fail(origin, f"{reply.status_code} {_error_message(reply)}")
@@ -257,11 +258,7 @@ def ask(
     }
     if region:
         body["region"] = region
-    try:
-        reply = httpx.post(f"{_base_url(url)}/v1/evy/query", json=body, timeout=300)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]bigEVY is not reachable[/red]: {exc}")
-        raise typer.Exit(1) from None
+    reply = _call("POST", f"{_base_url(url)}/v1/evy/query", json=body, timeout=300)
     if reply.status_code != 200:
         console.print(f"[red]{reply.status_code}[/red] {_error_message(reply)}")
         raise typer.Exit(1)
