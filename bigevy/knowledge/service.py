@@ -58,9 +58,7 @@ class KnowledgeService:
                     )
                 )
                 continue
-            current = await asyncio.to_thread(self.store.get, doc.id)
-            if current is not None and current["content_hash"] == doc.content_hash():
-                kept = WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+            if kept := await asyncio.to_thread(self.store.unchanged, doc):
                 outcomes.append((kept, None))
                 continue
             chunks = [

@@ -12,7 +12,7 @@ document's current version, so a crash at any step leaves the old state or the n
 never a mix; `repair()` removes what such a crash left behind.
 
 One writer per store (a lock here, one writer replica in a deployment): revisions come from
-`max(revision) + 1`.
+`max(revision) + 1`, read once when the store opens and counted on from there.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, Literal
 import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.index import FTS
 
 from bigevy.knowledge.taxonomy import Category, Source
 
@@ -151,7 +152,10 @@ class KnowledgeStore:
         self._lock = threading.Lock()
         self.documents = self._open("documents", documents_schema())
         self.chunks = self._open("chunks", chunks_schema(dimensions))
-        self._fts_rows = -1
+        if not any(index.index_type == "FTS" for index in self.chunks.list_indices()):
+            # Built once; rows added later are searched unindexed until an optimize().
+            self.chunks.create_index("text", config=FTS())
+        self._revision = self._max_revision()
 
     def _open(self, name: str, schema: pa.Schema) -> Any:
         if name in self.db.table_names():
@@ -197,15 +201,24 @@ class KnowledgeStore:
         )
         return sorted(rows, key=lambda r: r["id"]), len(ids)
 
-    def revision(self) -> int:
+    def _max_revision(self) -> int:
         if self.documents.count_rows() == 0:
             return 0
         return int(pc.max(self.documents.to_arrow()["revision"]).as_py())
 
-    def needs_write(self, doc: DocumentIn) -> bool:
-        """False when the stored document has this content: no chunking, no embedding."""
+    def revision(self) -> int:
+        """The latest revision; counted here, as this store is the only writer."""
+        return self._revision
+
+    def unchanged(self, doc: DocumentIn) -> WriteResult | None:
+        """The stored state when it already has this content (nothing to chunk or embed)."""
         current = self.get(doc.id)
-        return current is None or current["content_hash"] != doc.content_hash()
+        if current is None or current["content_hash"] != doc.content_hash():
+            return None
+        return WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+
+    def needs_write(self, doc: DocumentIn) -> bool:
+        return self.unchanged(doc) is None
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -214,13 +227,12 @@ class KnowledgeStore:
             raise ValueError("one vector per chunk, and at least one chunk")
         if any(len(v) != self.dimensions for v in vectors):
             raise ValueError(f"vectors must have {self.dimensions} dimensions")
-        content_hash = doc.content_hash()
         with self._lock:
+            if kept := self.unchanged(doc):
+                return kept
             current = self.get(doc.id, include_deleted=True)
-            if current and not current["deleted"] and current["content_hash"] == content_hash:
-                return WriteResult(doc.id, "unchanged", current["version"], current["revision"])
             version = (current["version"] if current else 0) + 1
-            revision = self.revision() + 1
+            revision = self._revision + 1
             now = time.time()
             meta = {
                 "title": doc.title,
@@ -252,12 +264,13 @@ class KnowledgeStore:
                 "text": doc.text,
                 **meta,
                 "created_at": current["created_at"] if current else now,
-                "content_hash": content_hash,
+                "content_hash": doc.content_hash(),
                 "version": version,
                 "revision": revision,
                 "deleted": False,
             }
             self._put_document(row)
+            self._revision = revision
             self._drop_stale_chunks(doc.id, version)
         status = "updated" if current and not current["deleted"] else "added"
         return WriteResult(doc.id, status, version, revision)
@@ -268,10 +281,11 @@ class KnowledgeStore:
             current = self.get(document_id)
             if current is None:
                 return None
-            revision = self.revision() + 1
+            revision = self._revision + 1
             self._put_document(
                 {**current, "deleted": True, "revision": revision, "updated_at": time.time()}
             )
+            self._revision = revision
             self._drop_stale_chunks(document_id, None)
         return WriteResult(document_id, "deleted", current["version"], revision)
 
@@ -310,15 +324,6 @@ class KnowledgeStore:
 
     # -- search ---------------------------------------------------------------------------
 
-    def _ensure_fts(self) -> None:
-        """(Re)build the full-text index when the table changed since the last build."""
-        rows = self.chunks.count_rows()
-        if rows != self._fts_rows:
-            from lancedb.index import FTS
-
-            self.chunks.create_index("text", config=FTS(), replace=True)
-            self._fts_rows = rows
-
     def search(
         self,
         *,
@@ -341,8 +346,6 @@ class KnowledgeStore:
             if c
         )
         fetch = k * 2  # room for stale chunks dropped below
-        if mode != "vector":
-            self._ensure_fts()
         if mode == "vector":
             query = self.chunks.search(vector, query_type="vector").metric("cosine")
         elif mode == "keyword":
