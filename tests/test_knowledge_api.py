@@ -246,3 +246,73 @@ def test_bad_escalations(base_url: str, change: dict, status: int, param: str) -
     body = {"node_id": "lil-001", "message": "flood coming what do i do", **change}
     reply = httpx.post(f"{base_url}/v1/evy/query", json=body, timeout=60)
     assert reply.status_code == status and reply.json()["error"]["param"] == param
+
+
+def test_legacy_search_keeps_the_prototype_shape(base_url: str) -> None:
+    lightning = doc(
+        "legacy-lightning",
+        "During a thunderstorm stay indoors, away from windows, and do not shelter under trees.",
+        category="weather_safety",
+        source="weather",
+    )
+    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=lightning, timeout=60).is_success
+    reply = httpx.post(
+        f"{base_url}/search",
+        json={"query": "thunderstorm shelter under a tree", "top_k": 3},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"documents", "scores", "metadata"}
+    assert 1 <= len(body["documents"]) == len(body["scores"]) == len(body["metadata"]) <= 3
+    assert body["metadata"][0]["document_id"] == "legacy-lightning"
+    assert "thunderstorm" in body["documents"][0]
+    assert body["scores"] == sorted(body["scores"], reverse=True)
+
+    only_medical = httpx.post(
+        f"{base_url}/search",
+        json={"query": "thunderstorm", "filter_metadata": {"source": "medical"}},
+        timeout=60,
+    ).json()
+    assert "legacy-lightning" not in [m["document_id"] for m in only_medical["metadata"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"query": "storm", "filter_metadata": {"colour": "red"}}, "valid keys: category"),
+        ({"query": "storm", "filter_metadata": {"category": "gossip"}}, "weather_safety"),
+        ({"query": " "}, "blank"),
+        ({"query": "storm", "top_k": 0}, "top_k"),
+    ],
+)
+def test_legacy_search_bad_input_is_422(base_url: str, body: dict, needle: str) -> None:
+    reply = httpx.post(f"{base_url}/search", json=body, timeout=60)
+    assert reply.status_code == 422 and needle in reply.json()["error"]["message"]
+
+
+def test_legacy_generate_keeps_the_prototype_shape(base_url: str) -> None:
+    reply = httpx.post(
+        f"{base_url}/llm/generate",
+        json={
+            "prompt": "What should I do during a thunderstorm?",
+            "context": "Stay indoors and away from windows during a thunderstorm.",
+            "max_length": 40,
+            "temperature": 0.2,
+        },
+        timeout=120,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"response", "model_used", "tokens_used", "processing_time"}
+    assert body["response"].strip() and body["model_used"] == "smollm2-135m-instruct"
+    assert body["tokens_used"] > 0 and body["processing_time"] > 0
+
+    unknown = httpx.post(
+        f"{base_url}/llm/generate", json={"prompt": "hi", "model": "gpt-9"}, timeout=60
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "model"
+    too_long = httpx.post(
+        f"{base_url}/llm/generate", json={"prompt": "hi", "max_length": 5000}, timeout=60
+    )
+    assert too_long.status_code == 422 and too_long.json()["error"]["param"] == "max_length"

@@ -11,6 +11,7 @@ import httpx
 from bigevy.config import (
     DEFAULT_MODEL_SOURCE,
     DeploymentSpec,
+    EmbedderSpec,
     ModelSpec,
     SamplingDefaults,
     Settings,
@@ -35,6 +36,13 @@ def broken_model(tmp: Path) -> ModelSpec:
         source=str(path),
         deployment=DeploymentSpec(num_cpus=0.5, health_check_period_s=1),
     )
+
+
+def broken_embedder(tmp: Path) -> EmbedderSpec:
+    path = tmp / "not-a-sentence-transformer"
+    path.mkdir()
+    (path / "config.json").write_text('{"oops": true}')
+    return EmbedderSpec(source=str(path), deployment=DeploymentSpec(num_cpus=0.25))
 
 
 async def flood(base_url: str, n: int) -> list[httpx.Response]:
@@ -167,3 +175,37 @@ def test_redeploying_a_changed_model_drops_no_request(
         for client in clients:
             client.join()
     assert outcomes and all(code == 200 for code in outcomes), outcomes
+
+
+def test_knowledge_routes_answer_503_while_the_embedder_cannot_serve(
+    serve_cluster: ServeCluster, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, embedder=broken_embedder(tmp_path))
+    base = serve_cluster.deploy(settings, wait_ready=False)
+    codes: list[str] = []
+
+    def refused_until_failed() -> bool:
+        try:
+            reply = httpx.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=10)
+            code = reply.json()["error"]["code"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False  # the gateway itself is not up yet
+        assert reply.status_code == 503 and int(reply.headers["Retry-After"]) >= 1
+        codes.append(code)
+        return code == "embedder_failed"
+
+    wait_for(refused_until_failed, 120, "the broken embedder to be reported failed")
+    assert set(codes) <= {"embedder_loading", "embedder_failed"}, codes
+    search = httpx.post(f"{base}/v1/rag/search", json={"query": "flood"}, timeout=10)
+    assert search.status_code == 503 and "Retry-After" in search.headers
+    assert "embedding model" in search.json()["error"]["message"]
+    chat = httpx.post(
+        f"{base}/v1/chat/completions",
+        timeout=60,
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+    )
+    assert chat.status_code == 200  # answering without the knowledge base still works
+
+    serve_cluster.deploy(Settings(data_dir=tmp_path))
+    reply = httpx.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=60)
+    assert reply.status_code == 200 and len(reply.json()["data"][0]["embedding"]) == 384

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,6 +26,12 @@ from bigevy.api.knowledge import (
     SearchResponse,
     WriteOut,
 )
+from bigevy.api.legacy import (
+    LegacyGenerateRequest,
+    LegacyGenerateResponse,
+    LegacySearchRequest,
+    LegacySearchResponse,
+)
 from bigevy.api.openai import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -39,7 +45,9 @@ from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.evy import EvyService
+from bigevy.gateway.gate import DeploymentGate
 from bigevy.gateway.knowledge import KnowledgeGateway
+from bigevy.gateway.legacy import LegacyService
 from bigevy.gateway.service import OpenAIService
 from bigevy.knowledge.store import SearchFilters
 from bigevy.knowledge.taxonomy import Category, Source
@@ -132,7 +140,19 @@ def create_app(
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
     evy = EvyService(service, knowledge)
+    legacy = LegacyService(service, knowledge)
     retry_after = service.settings.gateway.retry_after_s
+    gate = DeploymentGate(service.deployments, retry_after)
+
+    def needs(*deployments: str) -> Any:
+        """A route dependency: 503 + Retry-After while one of `deployments` cannot serve."""
+
+        async def check() -> None:
+            await gate.require(*deployments)
+
+        return Depends(check)
+
+    searching = needs("embedder", "knowledge")
     app = FastAPI(
         title="bigEVY",
         version="0.1.0",
@@ -210,7 +230,7 @@ def create_app(
         response_model=EmbeddingList,
         responses=ERRORS,
         tags=["openai"],
-        dependencies=[allow(ANY_ROLE)],
+        dependencies=[allow(ANY_ROLE), needs("embedder")],
     )
     async def create_embeddings(request: EmbeddingRequest) -> EmbeddingList:
         """Embed texts with the knowledge base's model (vectors are L2-normalised)."""
@@ -221,7 +241,7 @@ def create_app(
         response_model=WriteOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS)],
+        dependencies=[allow(OPERATORS), searching],
     )
     async def create_document(body: DocumentCreate) -> JSONResponse:
         """Add (or idempotently re-send) a document: chunked, embedded, searchable at once."""
@@ -234,7 +254,7 @@ def create_app(
         response_model=BatchResult,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS)],
+        dependencies=[allow(OPERATORS), searching],
     )
     async def create_documents(batch: DocumentBatch) -> BatchResult:
         """Up to 256 documents in one call (what `bigevy ingest` sends); each gets its outcome."""
@@ -245,7 +265,7 @@ def create_app(
         response_model=WriteOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS)],
+        dependencies=[allow(OPERATORS), searching],
     )
     async def put_document(document_id: str, body: DocumentBody) -> WriteOut:
         """Create or replace a document; the same content again changes nothing."""
@@ -256,7 +276,7 @@ def create_app(
         response_model=DocumentOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(ANY_ROLE)],
+        dependencies=[allow(ANY_ROLE), needs("knowledge")],
     )
     async def get_document(document_id: str) -> DocumentOut:
         return await guarded(knowledge.get(document_id))
@@ -266,7 +286,7 @@ def create_app(
         response_model=DocumentPage,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(ANY_ROLE)],
+        dependencies=[allow(ANY_ROLE), needs("knowledge")],
     )
     async def list_documents(
         category: list[Category] = Query(default=[]),
@@ -289,7 +309,7 @@ def create_app(
         response_model=WriteOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS)],
+        dependencies=[allow(OPERATORS), needs("knowledge")],
     )
     async def delete_document(document_id: str) -> WriteOut:
         """Remove from search; a tombstone with a new revision remains for edge sync."""
@@ -300,7 +320,7 @@ def create_app(
         response_model=SearchResponse,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(ANY_ROLE)],
+        dependencies=[allow(ANY_ROLE), searching],
     )
     async def rag_search(request: SearchRequest) -> SearchResponse:
         """Hybrid (vector + BM25, fused by RRF), vector or keyword search with citations."""
@@ -311,11 +331,33 @@ def create_app(
         response_model=EvyAnswer,
         responses=ERRORS,
         tags=["evy"],
-        dependencies=[allow(ESCALATORS)],
+        dependencies=[allow(ESCALATORS), searching],
     )
     async def evy_query(query: EvyQuery) -> EvyAnswer:
         """A lilEVY escalation: a grounded, cited answer, and the same cut to fit its SMS."""
         return await guarded(evy.query(query))
+
+    @app.post(
+        "/llm/generate",
+        response_model=LegacyGenerateResponse,
+        responses=ERRORS,
+        tags=["legacy"],
+        dependencies=[allow(ANY_ROLE)],
+    )
+    async def legacy_generate(request: LegacyGenerateRequest) -> LegacyGenerateResponse:
+        """The EVY prototype's generation route, for lilEVY clients not yet upgraded."""
+        return await guarded(legacy.generate(request))
+
+    @app.post(
+        "/search",
+        response_model=LegacySearchResponse,
+        responses=ERRORS,
+        tags=["legacy"],
+        dependencies=[allow(ANY_ROLE), searching],
+    )
+    async def legacy_search(request: LegacySearchRequest) -> LegacySearchResponse:
+        """The EVY prototype's search route: hybrid search, as three parallel lists."""
+        return await guarded(legacy.search(request))
 
     @app.get(
         "/v1/admin/models",
