@@ -136,6 +136,19 @@ class EmbedderSpec(_Strict):
     )
 
 
+class VectorIndexSpec(_Strict):
+    """When the chunks' vectors get an ANN index, and how searches use it."""
+
+    min_rows: int = Field(
+        100_000, ge=256, description="Chunks from which an ANN index is built; below, exact."
+    )
+    type: Literal["IVF_PQ", "IVF_HNSW_SQ"] = "IVF_PQ"
+    nprobes: int = Field(32, ge=1, description="IVF partitions searched per query.")
+    refine_factor: int | None = Field(
+        5, ge=1, description="Re-rank k x this many candidates on exact vectors (IVF_PQ)."
+    )
+
+
 class KnowledgeSpec(_Strict):
     """The knowledge base: where it lives, how documents are cut, who writes."""
 
@@ -149,6 +162,10 @@ class KnowledgeSpec(_Strict):
     )
     load_starter: bool = Field(
         True, description="`bigevy up` loads the shipped knowledge pack (first aid, safety)."
+    )
+    vector_index: VectorIndexSpec = VectorIndexSpec()
+    maintenance_interval_s: float = Field(
+        60.0, gt=0, description="How often new rows are merged into the indexes (optimize)."
     )
     deployment: DeploymentSpec = DeploymentSpec(
         num_replicas=1, num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=256

@@ -13,7 +13,7 @@ import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
 from bigevy.sms import encoding_of, segment_count
-from tests.conftest import ServeCluster
+from tests.conftest import ServeCluster, wait_for
 
 MAX_CHARS = 5000
 BIGEVY = str(Path(sys.executable).parent / "bigevy")
@@ -23,7 +23,7 @@ BIGEVY = str(Path(sys.executable).parent / "bigevy")
 def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("data"),
-        knowledge=KnowledgeSpec(max_document_chars=MAX_CHARS),
+        knowledge=KnowledgeSpec(max_document_chars=MAX_CHARS, maintenance_interval_s=1),
     )
     return serve_cluster.deploy(settings)
 
@@ -316,3 +316,25 @@ def test_legacy_generate_keeps_the_prototype_shape(base_url: str) -> None:
         f"{base_url}/llm/generate", json={"prompt": "hi", "max_length": 5000}, timeout=60
     )
     assert too_long.status_code == 422 and too_long.json()["error"]["param"] == "max_length"
+
+
+def test_new_rows_reach_the_indexes_on_schedule_and_on_demand(base_url: str) -> None:
+    def unindexed() -> int:
+        status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+        return sum(i["unindexed_rows"] for i in status["indexes"])
+
+    note = doc("upkeep-note", "The well on the east side is dry until the rains return.")
+    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=note, timeout=60).is_success
+    wait_for(lambda: unindexed() == 0, 60, "the scheduled upkeep to index the new chunk")
+
+    maintained = subprocess.run(
+        [BIGEVY, "knowledge", "maintain", "--url", base_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert maintained.returncode == 0, maintained.stdout + maintained.stderr
+    assert "optimized" in maintained.stdout and "FTS" in maintained.stdout
+    status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+    assert status["embedding_model"] == "all-minilm-l6-v2" and status["dimensions"] == 384
+    assert status["documents"] >= 1 and status["chunks"] >= status["documents"]

@@ -189,3 +189,87 @@ def test_bad_writes_are_refused_and_change_nothing(store: KnowledgeStore) -> Non
     with pytest.raises(ValueError, match="dimensions"):
         store.upsert(DOCS[1], ["a"], [[0.0] * 3])
     assert store.revision() == revision
+
+
+def test_a_batch_writes_each_document_with_its_own_revision(
+    store: KnowledgeStore, embedder: Embedder
+) -> None:
+    fresh = [
+        DocumentIn(f"batch-{i}", f"Note {i}", f"Village notice number {i}.", "community", "local")
+        for i in range(3)
+    ]
+    changed = DocumentIn(**{**DOCS[2].__dict__, "text": "Flooding: climb to the roof."})
+    items = [
+        (doc, chunks, embedder.encode(chunks))
+        for doc in [DOCS[0], *fresh, changed]
+        for chunks in [[c.text for c in chunk_text(doc.text)]]
+    ]
+    before = store.revision()
+    results = store.upsert_many(items)
+    assert [r.status for r in results] == ["unchanged", "added", "added", "added", "updated"]
+    assert [r.revision for r in results[1:]] == list(range(before + 1, before + 5))
+    assert store.get("flood-1")["version"] == 2
+    assert store.chunks.count_rows("document_id = 'flood-1'") == 1  # the old version's gone
+    assert search(store, embedder, "climb to the roof", mode="keyword")[0].document_id == "flood-1"
+
+    with pytest.raises(ValueError, match="once"):
+        store.upsert_many([items[1], items[1]])
+    assert store.revision() == before + 4
+
+
+def test_the_service_writes_an_id_sent_twice_in_order(
+    store: KnowledgeStore, embedder: Embedder
+) -> None:
+    import asyncio
+
+    from bigevy.config import KnowledgeSpec
+    from bigevy.knowledge.service import KnowledgeService
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        return embedder.encode(texts)
+
+    service = KnowledgeService(store, embed, KnowledgeSpec())
+    first = DocumentIn("notice", "Notice", "Market day is Monday.", "community", "local")
+    second = DocumentIn("notice", "Notice", "Market day moved to Tuesday.", "community", "local")
+    outcomes = asyncio.run(service.put_many([DOCS[1], first, second, second]))
+    assert [(r.status, r.version, n) for r, n in outcomes] == [
+        ("unchanged", 1, None),
+        ("added", 1, 1),
+        ("updated", 2, 1),
+        ("unchanged", 2, None),
+    ]
+    assert store.get("notice")["text"] == "Market day moved to Tuesday."
+
+
+def test_upkeep_builds_the_vector_index_and_folds_new_rows_in(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from bigevy.config import VectorIndexSpec
+
+    store = KnowledgeStore(
+        str(tmp_path / "big"),
+        embedding_model=embedder.model_id,
+        dimensions=embedder.dimensions,
+        vector_index=VectorIndexSpec(min_rows=256),
+    )
+    towns = [f"Town {i} holds its market on day {i % 7} near the river bridge." for i in range(300)]
+    vectors = embedder.encode(towns)
+    store.upsert_many(
+        [
+            (DocumentIn(f"town-{i}", f"Town {i}", text, "community", "local"), [text], [vector])
+            for i, (text, vector) in enumerate(zip(towns, vectors, strict=True))
+        ]
+    )
+    assert [i["type"] for i in store.stats()["indexes"]] == ["FTS"]  # exact search below 256
+
+    assert store.maintain()[0] == "built IVF_PQ vector index"
+    indexes = {i["type"]: i for i in store.stats()["indexes"]}
+    assert indexes["IvfPq"]["indexed_rows"] == 300 and indexes["FTS"]["unindexed_rows"] == 0
+
+    write(store, embedder, DOCS[0])
+    assert {i["type"]: i for i in store.stats()["indexes"]}["IvfPq"]["unindexed_rows"] == 1
+    assert store.maintain() == ["optimized"]
+    stats = store.stats()
+    assert all(i["unindexed_rows"] == 0 for i in stats["indexes"])
+    assert (stats["documents"], stats["chunks"], stats["revision"]) == (301, 301, 301)
+    assert search(store, embedder, "boil water to drink", mode="vector")[0].document_id == "water-1"

@@ -76,6 +76,29 @@ class DocumentPage(BaseModel):
     limit: int
 
 
+class IndexStatus(BaseModel):
+    name: str
+    type: str = Field(description="FTS, IvfPq, IvfHnswSq, ...")
+    columns: list[str]
+    indexed_rows: int
+    unindexed_rows: int = Field(description="Searched without the index until the next upkeep.")
+
+
+class KnowledgeStatus(BaseModel):
+    documents: int
+    tombstones: int
+    chunks: int
+    revision: int
+    embedding_model: str
+    dimensions: int
+    indexes: list[IndexStatus]
+
+
+class MaintenanceResult(BaseModel):
+    done: list[str]
+    status: KnowledgeStatus
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -312,3 +312,48 @@ def chat(
 
 if __name__ == "__main__":
     app()
+
+
+knowledge_app = typer.Typer(help="The knowledge base: its state and upkeep.", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+def _print_knowledge(status: dict) -> None:
+    console.print(
+        f"{status['documents']} documents ({status['tombstones']} deleted), "
+        f"{status['chunks']} chunks, revision {status['revision']}, "
+        f"embedded by {status['embedding_model']} ({status['dimensions']}-d)"
+    )
+    table = Table("index", "type", "columns", "indexed rows", "unindexed rows")
+    for index in status["indexes"]:
+        table.add_row(
+            index["name"],
+            index["type"],
+            ", ".join(index["columns"]),
+            str(index["indexed_rows"]),
+            str(index["unindexed_rows"]),
+        )
+    console.print(table)
+
+
+def _json_or_exit(response: httpx.Response) -> dict:
+    if response.status_code != 200:
+        console.print(f"[red]{response.status_code}[/red] {_error_message(response)}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+@knowledge_app.command("status")
+def knowledge_status(url: UrlOption = None) -> None:
+    """Documents, chunks, revision, embedding model and index coverage."""
+    _print_knowledge(_json_or_exit(_call("GET", f"{_base_url(url)}/v1/knowledge/status")))
+
+
+@knowledge_app.command("maintain")
+def knowledge_maintain(url: UrlOption = None) -> None:
+    """Build the vector index if due and fold new rows into the indexes now."""
+    with console.status("optimizing the knowledge base"):
+        reply = _call("POST", f"{_base_url(url)}/v1/knowledge/maintain", timeout=3600)
+    result = _json_or_exit(reply)
+    console.print("done: " + ", ".join(result["done"]))
+    _print_knowledge(result["status"])

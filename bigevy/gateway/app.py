@@ -22,6 +22,8 @@ from bigevy.api.knowledge import (
     DocumentPage,
     EvyAnswer,
     EvyQuery,
+    KnowledgeStatus,
+    MaintenanceResult,
     SearchRequest,
     SearchResponse,
     WriteOut,
@@ -314,6 +316,28 @@ def create_app(
     async def delete_document(document_id: str) -> WriteOut:
         """Remove from search; a tombstone with a new revision remains for edge sync."""
         return await guarded(knowledge.delete(document_id))
+
+    @app.get(
+        "/v1/knowledge/status",
+        response_model=KnowledgeStatus,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(STATUS_READERS), needs("knowledge")],
+    )
+    async def knowledge_status() -> KnowledgeStatus:
+        """Sizes, revision, embedding model, and how current each index is."""
+        return await guarded(knowledge.status())
+
+    @app.post(
+        "/v1/knowledge/maintain",
+        response_model=MaintenanceResult,
+        responses=ERRORS,
+        tags=["knowledge"],
+        dependencies=[allow(OPERATORS), needs("knowledge")],
+    )
+    async def knowledge_maintain() -> MaintenanceResult:
+        """Build the vector index if due and fold new rows into the indexes now."""
+        return await guarded(knowledge.maintain())
 
     @app.post(
         "/v1/rag/search",

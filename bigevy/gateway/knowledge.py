@@ -12,6 +12,8 @@ from bigevy.api.knowledge import (
     DocumentBody,
     DocumentOut,
     DocumentPage,
+    KnowledgeStatus,
+    MaintenanceResult,
     SearchHit,
     SearchRequest,
     SearchResponse,
@@ -34,6 +36,8 @@ class KnowledgeBackend(Protocol):
     ) -> tuple[list[dict[str, Any]], int]: ...
     async def delete(self, document_id: str) -> WriteResult: ...
     async def search(self, query: str, mode: str, filters: SearchFilters, k: int) -> list[Hit]: ...
+    async def stats(self) -> dict[str, Any]: ...
+    async def maintain(self) -> list[str]: ...
 
 
 class KnowledgeGateway:
@@ -67,6 +71,13 @@ class KnowledgeGateway:
 
     async def delete(self, document_id: str) -> WriteOut:
         return WriteOut(**(await self.backend.delete(document_id)).__dict__)
+
+    async def status(self) -> KnowledgeStatus:
+        return KnowledgeStatus(**await self.backend.stats())
+
+    async def maintain(self) -> MaintenanceResult:
+        done = await self.backend.maintain()
+        return MaintenanceResult(done=done, status=await self.status())
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         filters = SearchFilters(

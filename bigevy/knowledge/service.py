@@ -15,6 +15,7 @@ from bigevy.errors import NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import chunk_text
 from bigevy.knowledge.store import (
     DocumentIn,
+    Embedded,
     Hit,
     KnowledgeStore,
     SearchFilters,
@@ -44,9 +45,10 @@ class KnowledgeService:
         """Write documents in order, embedding all their new chunks in one call.
 
         Each gets its own outcome: (result, chunks written; None when unchanged) or the error
-        that refused it alone.
+        that refused it alone. An id sent twice is written twice, the later content last.
         """
         outcomes: list[tuple[WriteResult, int | None] | PayloadTooLarge | None] = []
+        kept = await asyncio.to_thread(self.store.unchanged, docs)
         pending: list[tuple[int, DocumentIn, list[str]]] = []
         for doc in docs:
             if len(doc.text) > self.spec.max_document_chars:
@@ -57,26 +59,36 @@ class KnowledgeService:
                         param="text",
                     )
                 )
-                continue
-            if kept := await asyncio.to_thread(self.store.unchanged, doc):
-                outcomes.append((kept, None))
-                continue
-            chunks = [
-                c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)
-            ]
-            pending.append((len(outcomes), doc, chunks))
-            outcomes.append(None)
+            elif doc.id in kept and doc.id not in {d.id for _, d, _ in pending}:
+                outcomes.append((kept[doc.id], None))
+            else:
+                pending.append((len(outcomes), doc, self.chunk(doc)))
+                outcomes.append(None)
         texts = [c for _, _, chunks in pending for c in chunks]
-        vectors = await self.embed(texts) if texts else []
-        start = 0
+        vectors = iter(await self.embed(texts) if texts else [])
+        batch: list[tuple[int, Embedded]] = []
         for index, doc, chunks in pending:
-            mine = vectors[start : start + len(chunks)]
-            start += len(chunks)
-            outcomes[index] = (
-                await asyncio.to_thread(self.store.upsert, doc, chunks, mine),
-                len(chunks),
-            )
+            if doc.id in {item[0].id for _, item in batch}:
+                await self._write(batch, outcomes)
+            batch.append((index, (doc, chunks, [next(vectors) for _ in chunks])))
+        await self._write(batch, outcomes)
         return [o for o in outcomes if o is not None]
+
+    def chunk(self, doc: DocumentIn) -> list[str]:
+        return [c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)]
+
+    async def _write(
+        self,
+        batch: list[tuple[int, Embedded]],
+        outcomes: list[tuple[WriteResult, int | None] | PayloadTooLarge | None],
+    ) -> None:
+        """One store write for `batch`, whose ids are distinct; empties it."""
+        if not batch:
+            return
+        results = await asyncio.to_thread(self.store.upsert_many, [item for _, item in batch])
+        for (index, (_, chunks, _)), result in zip(batch, results, strict=True):
+            outcomes[index] = (result, None if result.status == "unchanged" else len(chunks))
+        batch.clear()
 
     async def get(self, document_id: str) -> dict[str, Any]:
         found = await asyncio.to_thread(self.store.get, document_id)
@@ -96,6 +108,13 @@ class KnowledgeService:
         if result is None:
             raise NotFound(f"no document {document_id!r}", param="id")
         return result
+
+    async def stats(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.stats)
+
+    async def maintain(self) -> list[str]:
+        """Fold new rows into the indexes now (also run on a schedule by the deployment)."""
+        return await asyncio.to_thread(self.store.maintain)
 
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int

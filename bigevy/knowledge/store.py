@@ -22,13 +22,15 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import FTS
+from lancedb.index import FTS, IvfHnswSq, IvfPq
 
+from bigevy.config import VectorIndexSpec
 from bigevy.knowledge.taxonomy import Category, Source
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
@@ -52,6 +54,10 @@ class DocumentIn:
         fields = asdict(self)
         fields.pop("id")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+#: A document with its chunks and their vectors, ready to write.
+Embedded = tuple[DocumentIn, list[str], list[list[float]]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,11 @@ class Hit:
     category: str
     source: str
     score: float
+
+
+def _same(stored: dict[str, Any] | None, doc: DocumentIn) -> bool:
+    """Stored, live, and with this content."""
+    return bool(stored) and not stored["deleted"] and stored["content_hash"] == doc.content_hash()
 
 
 def _quote(value: str) -> str:
@@ -145,10 +156,18 @@ def chunks_schema(dimensions: int) -> pa.Schema:
 
 
 class KnowledgeStore:
-    def __init__(self, uri: str, *, embedding_model: str, dimensions: int) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        embedding_model: str,
+        dimensions: int,
+        vector_index: VectorIndexSpec | None = None,
+    ) -> None:
         self.db = lancedb.connect(uri)
         self.embedding_model = embedding_model
         self.dimensions = dimensions
+        self.vector_index = vector_index or VectorIndexSpec()
         self._lock = threading.Lock()
         self.documents = self._open("documents", documents_schema())
         self.chunks = self._open("chunks", chunks_schema(dimensions))
@@ -210,42 +229,67 @@ class KnowledgeStore:
         """The latest revision; counted here, as this store is the only writer."""
         return self._revision
 
-    def unchanged(self, doc: DocumentIn) -> WriteResult | None:
-        """The stored state when it already has this content (nothing to chunk or embed)."""
-        current = self.get(doc.id)
-        if current is None or current["content_hash"] != doc.content_hash():
-            return None
-        return WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+    def unchanged(self, docs: list[DocumentIn]) -> dict[str, WriteResult]:
+        """Those of `docs` already stored with this content (nothing to chunk or embed)."""
+        stored = self._get_many([doc.id for doc in docs])
+        kept = {}
+        for doc in docs:
+            current = stored.get(doc.id)
+            if _same(current, doc):
+                kept[doc.id] = WriteResult(
+                    doc.id, "unchanged", current["version"], current["revision"]
+                )
+        return kept
 
     def needs_write(self, doc: DocumentIn) -> bool:
-        return self.unchanged(doc) is None
+        return not self.unchanged([doc])
 
     # -- writes ---------------------------------------------------------------------------
 
     def upsert(self, doc: DocumentIn, chunks: list[str], vectors: list[list[float]]) -> WriteResult:
-        if len(chunks) != len(vectors) or not chunks:
-            raise ValueError("one vector per chunk, and at least one chunk")
-        if any(len(v) != self.dimensions for v in vectors):
-            raise ValueError(f"vectors must have {self.dimensions} dimensions")
+        return self.upsert_many([(doc, chunks, vectors)])[0]
+
+    def upsert_many(self, items: list[Embedded]) -> list[WriteResult]:
+        """Write documents with their embedded chunks: three commits for the whole batch.
+
+        Each document gets its own revision, in order; unchanged ones are left as they are.
+        """
+        for doc, chunks, vectors in items:
+            if len(chunks) != len(vectors) or not chunks:
+                raise ValueError(f"{doc.id}: one vector per chunk, and at least one chunk")
+            if any(len(v) != self.dimensions for v in vectors):
+                raise ValueError(f"{doc.id}: vectors must have {self.dimensions} dimensions")
+        if len({doc.id for doc, _, _ in items}) != len(items):
+            raise ValueError("a batch may hold each document id once")
         with self._lock:
-            if kept := self.unchanged(doc):
-                return kept
-            current = self.get(doc.id, include_deleted=True)
-            version = (current["version"] if current else 0) + 1
-            revision = self._revision + 1
+            stored = self._get_many([doc.id for doc, _, _ in items])
             now = time.time()
-            meta = {
-                "title": doc.title,
-                "url": doc.url,
-                "category": str(doc.category),
-                "source": str(doc.source),
-                "region": doc.region,
-                "language": doc.language,
-                "priority": doc.priority,
-                "updated_at": now,
-            }
-            self.chunks.add(
-                [
+            results: list[WriteResult] = []
+            chunk_rows: list[dict[str, Any]] = []
+            document_rows: list[dict[str, Any]] = []
+            replaced: dict[str, int] = {}
+            revision = self._revision
+            for doc, chunks, vectors in items:
+                current = stored.get(doc.id)
+                content_hash = doc.content_hash()
+                if _same(current, doc):
+                    results.append(
+                        WriteResult(doc.id, "unchanged", current["version"], current["revision"])
+                    )
+                    continue
+                version = (current["version"] if current else 0) + 1
+                revision += 1
+                meta = {
+                    "title": doc.title,
+                    "url": doc.url,
+                    "category": str(doc.category),
+                    "source": str(doc.source),
+                    "region": doc.region,
+                    "language": doc.language,
+                    "priority": doc.priority,
+                    "updated_at": now,
+                }
+                chunk_rows.extend(
                     {
                         "id": f"{doc.id}:{version}:{i}",
                         "document_id": doc.id,
@@ -257,23 +301,40 @@ class KnowledgeStore:
                         **meta,
                     }
                     for i, (text, vector) in enumerate(zip(chunks, vectors, strict=True))
-                ]
-            )
-            row = {
-                "id": doc.id,
-                "text": doc.text,
-                **meta,
-                "created_at": current["created_at"] if current else now,
-                "content_hash": doc.content_hash(),
-                "version": version,
-                "revision": revision,
-                "deleted": False,
-            }
-            self._put_document(row)
-            self._revision = revision
-            self._drop_stale_chunks(doc.id, version)
-        status = "updated" if current and not current["deleted"] else "added"
-        return WriteResult(doc.id, status, version, revision)
+                )
+                document_rows.append(
+                    {
+                        "id": doc.id,
+                        "text": doc.text,
+                        **meta,
+                        "created_at": current["created_at"] if current else now,
+                        "content_hash": content_hash,
+                        "version": version,
+                        "revision": revision,
+                        "deleted": False,
+                    }
+                )
+                if current:
+                    replaced[doc.id] = version
+                status = "updated" if current and not current["deleted"] else "added"
+                results.append(WriteResult(doc.id, status, version, revision))
+            if document_rows:
+                # Order matters for a crash: new chunks, then the documents switch, then cleanup.
+                self.chunks.add(pa.Table.from_pylist(chunk_rows, schema=self.chunks.schema))
+                self._put_documents(document_rows)
+                self._revision = revision
+                self._drop_stale_chunks(replaced)
+        return results
+
+    def _get_many(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Stored rows (tombstones included) of these ids."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(document_ids), 500):
+            batch = document_ids[start : start + 500]
+            where = f"id IN ({', '.join(_quote(i) for i in batch)})"
+            for row in self.documents.search().where(where).limit(len(batch)).to_list():
+                found[row["id"]] = row
+        return found
 
     def delete(self, document_id: str) -> WriteResult | None:
         """Leave a tombstone (with a new revision) so edge nodes learn of the delete."""
@@ -282,16 +343,18 @@ class KnowledgeStore:
             if current is None:
                 return None
             revision = self._revision + 1
-            self._put_document(
-                {**current, "deleted": True, "revision": revision, "updated_at": time.time()}
+            self._put_documents(
+                [{**current, "deleted": True, "revision": revision, "updated_at": time.time()}]
             )
             self._revision = revision
-            self._drop_stale_chunks(document_id, None)
+            self._drop_stale_chunks({document_id: None})
         return WriteResult(document_id, "deleted", current["version"], revision)
 
-    def _put_document(self, row: dict[str, Any]) -> None:
-        row = {name: row[name] for name in documents_schema().names}
-        table = pa.Table.from_pylist([row], schema=documents_schema())
+    def _put_documents(self, rows: list[dict[str, Any]]) -> None:
+        names = documents_schema().names
+        table = pa.Table.from_pylist(
+            [{name: row[name] for name in names} for row in rows], schema=documents_schema()
+        )
         (
             self.documents.merge_insert("id")
             .when_matched_update_all()
@@ -299,11 +362,15 @@ class KnowledgeStore:
             .execute(table)
         )
 
-    def _drop_stale_chunks(self, document_id: str, keep_version: int | None) -> None:
-        where = f"document_id = {_quote(document_id)}"
-        if keep_version is not None:
-            where += f" AND version != {keep_version}"
-        self.chunks.delete(where)
+    def _drop_stale_chunks(self, keep: dict[str, int | None]) -> None:
+        """Delete chunks of these documents except the version kept (None: all of them)."""
+        clauses = [
+            f"(document_id = {_quote(document_id)}"
+            + (f" AND version != {version})" if version is not None else ")")
+            for document_id, version in keep.items()
+        ]
+        for start in range(0, len(clauses), 200):
+            self.chunks.delete(" OR ".join(clauses[start : start + 200]))
 
     def repair(self) -> int:
         """Delete chunks a crashed write left behind (not of their document's current version)."""
@@ -321,6 +388,61 @@ class KnowledgeStore:
             batch = stale[start : start + 500]
             self.chunks.delete(f"id IN ({', '.join(_quote(i) for i in batch)})")
         return len(stale)
+
+    # -- upkeep ---------------------------------------------------------------------------
+
+    def maintain(self) -> list[str]:
+        """Build the ANN index once the chunks outgrow exact search, and fold new rows into
+        the indexes (LanceDB's optimize: compaction, index update, old versions removed).
+
+        Runs under the write lock: LanceDB commits from one writer never conflict.
+        """
+        done = []
+        with self._lock:
+            if (
+                not self._has_vector_index()
+                and self.chunks.count_rows() >= self.vector_index.min_rows
+            ):
+                if self.vector_index.type == "IVF_PQ":
+                    config: Any = IvfPq(
+                        distance_type="cosine", num_sub_vectors=self.dimensions // 8
+                    )
+                else:
+                    config = IvfHnswSq(distance_type="cosine")
+                self.chunks.create_index("vector", config=config)
+                done.append(f"built {self.vector_index.type} vector index")
+            for table in (self.chunks, self.documents):
+                table.optimize(cleanup_older_than=timedelta(hours=1))
+            done.append("optimized")
+        return done
+
+    def _has_vector_index(self) -> bool:
+        return any(i.columns == ["vector"] for i in self.chunks.list_indices())
+
+    def stats(self) -> dict[str, Any]:
+        """What an operator checks: sizes, the embedding model, and how current each index is."""
+        indexes = []
+        for index in self.chunks.list_indices():
+            stats = self.chunks.index_stats(index.name)
+            indexes.append(
+                {
+                    "name": index.name,
+                    "type": index.index_type,
+                    "columns": list(index.columns),
+                    "indexed_rows": stats.num_indexed_rows if stats else 0,
+                    "unindexed_rows": stats.num_unindexed_rows if stats else 0,
+                }
+            )
+        live = self.documents.count_rows("deleted = false")
+        return {
+            "documents": live,
+            "tombstones": self.documents.count_rows() - live,
+            "chunks": self.chunks.count_rows(),
+            "revision": self._revision,
+            "embedding_model": self.embedding_model,
+            "dimensions": self.dimensions,
+            "indexes": indexes,
+        }
 
     # -- search ---------------------------------------------------------------------------
 
