@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     )
     ray_port: int = Field(6379, ge=1, le=65535, description="GCS port of the local Ray head.")
     ray_dashboard_port: int = Field(8265, ge=1, le=65535, description="Local Ray dashboard.")
+    ray_num_cpus: int | None = Field(
+        None,
+        ge=1,
+        description="Logical CPUs of the local head; default max(4, cores), so a bulk job "
+        "finds room beside the app's reservations (the cores are shared, not split).",
+    )
     models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
     default_model: str | None = Field(None, description="Used when a request names no model.")
     gateway: GatewaySpec = GatewaySpec()

@@ -39,6 +39,13 @@ def doc(doc_id: str, text: str, **extra: str) -> dict[str, str]:
     }
 
 
+def summary(out: str) -> dict[str, int]:
+    """The counts row of `bigevy ingest`'s summary table."""
+    row = next(line for line in out.splitlines() if line.startswith("│"))
+    numbers = [int(cell) for cell in row.strip("│ ").split("│")]
+    return dict(zip(["added", "updated", "unchanged", "failed"], numbers, strict=True))
+
+
 def search(base_url: str, query: str, **extra: object) -> list[dict]:
     reply = httpx.post(f"{base_url}/v1/rag/search", json={"query": query, **extra}, timeout=60)
     assert reply.status_code == 200, reply.text
@@ -180,11 +187,6 @@ def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) 
             check=False,
             env={**os.environ, "COLUMNS": "200"},
         )
-
-    def summary(out: str) -> dict[str, int]:
-        row = next(line for line in out.splitlines() if line.startswith("│"))
-        numbers = [int(cell) for cell in row.strip("│ ").split("│")]
-        return dict(zip(["added", "updated", "unchanged", "failed"], numbers, strict=True))
 
     first = ingest()
     assert first.returncode == 1, first.stdout + first.stderr  # some records were skipped
@@ -338,3 +340,54 @@ def test_new_rows_reach_the_indexes_on_schedule_and_on_demand(base_url: str) -> 
     status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
     assert status["embedding_model"] == "all-minilm-l6-v2" and status["dimensions"] == 384
     assert status["documents"] >= 1 and status["chunks"] >= status["documents"]
+
+
+def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
+    base_url: str, tmp_path: Path
+) -> None:
+    import ray
+
+    records = [
+        {"id": f"dump-{i}", "title": f"Article {i}", "text": f"Borehole {i} pump repair guide."}
+        for i in range(300)
+    ]
+    records[7] = {"id": "dump-7", "title": "Article 7", "text": "Solar pumps need clean panels."}
+    lines = [json.dumps(r) for r in records]
+    lines.insert(50, "{not json")
+    lines.append(json.dumps({"id": "dump-8", "text": "Hand pumps: grease monthly."}))  # repeat
+    (tmp_path / "dump.jsonl").write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "BIGEVY_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "BIGEVY_EMBEDDER__NUM_THREADS": "1",
+    }
+    command = [
+        BIGEVY,
+        "ingest",
+        str(tmp_path),
+        "--bulk",
+        "--batch-size",
+        "64",
+        "--embed-cpus",
+        "0.5",
+    ]
+
+    def bulk() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=600, check=False, env=env
+        )
+
+    first = bulk()
+    assert first.returncode == 1, first.stdout + first.stderr  # one line was refused
+    assert summary(first.stdout) == {"added": 300, "updated": 1, "unchanged": 0, "failed": 1}
+    assert "invalid JSON" in first.stdout and "301 chunks" in first.stdout
+    assert search(base_url, "clean the solar panels", top_k=1)[0]["citation"]["document_id"] == (
+        "dump-7"
+    )
+    assert httpx.get(f"{base_url}/v1/knowledge/documents/dump-8").json()["version"] == 2
+
+    again = bulk()  # dump-8's first copy is written again, then its last copy
+    assert summary(again.stdout) == {"added": 0, "updated": 2, "unchanged": 299, "failed": 1}
+    last = httpx.get(f"{base_url}/v1/knowledge/documents/dump-8").json()
+    assert last["text"] == "Hand pumps: grease monthly." and last["version"] == 4

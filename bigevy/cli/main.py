@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -18,7 +18,10 @@ from rich.table import Table
 
 from bigevy.api.knowledge import MAX_BATCH, DocumentCreate
 from bigevy.config import Settings
-from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, Record, read
+from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, Record, files, read
+
+if TYPE_CHECKING:
+    from bigevy.knowledge.bulk import BulkReport
 
 app = typer.Typer(help="bigEVY, the central node of the EVY network.", no_args_is_help=True)
 console = Console()
@@ -224,11 +227,23 @@ def ingest(
     region: Annotated[str, typer.Option(help="Region of records that name none.")] = "global",
     language: Annotated[str, typer.Option(help="Language of records that name none.")] = "en",
     batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = 64,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            help="Large JSONL corpora: a Ray Data job on the cluster chunks and embeds on a "
+            "pool of actors; only the writes go through bigEVY."
+        ),
+    ] = False,
+    embed_actors: Annotated[int, typer.Option(min=1, help="--bulk: embedding actors.")] = 1,
+    embed_cpus: Annotated[float, typer.Option(min=0, help="--bulk: CPUs per actor.")] = 1.0,
     url: UrlOption = None,
 ) -> None:
     """Add JSONL, Markdown, text and HTML files to the knowledge base (exit 1 if any failed)."""
     defaults = {"category": category, "source": source, "region": region, "language": language}
-    report = send_records(read(path, defaults), _base_url(url), batch_size, f"ingesting {path}")
+    if bulk:
+        report = _bulk_ingest(path, defaults, batch_size, embed_actors, embed_cpus)
+    else:
+        report = send_records(read(path, defaults), _base_url(url), batch_size, f"ingesting {path}")
     counts, failures = report.counts, report.failures
 
     table = Table("added", "updated", "unchanged (skipped)", "failed")
@@ -240,6 +255,40 @@ def ingest(
         console.print(f"... and {len(failures) - 20} more")
     if failures:
         raise typer.Exit(1)
+
+
+def _bulk_ingest(
+    path: Path, defaults: dict[str, str], batch_size: int, actors: int, cpus: float
+) -> IngestReport | BulkReport:
+    from bigevy import cluster
+    from bigevy.knowledge import bulk
+
+    settings = _settings()
+    jsonl = [str(f) for f in files(path) if f.suffix.lower() == ".jsonl"]
+    if not jsonl:
+        console.print(f"[red]--bulk reads JSONL files; there are none in {path}[/red]")
+        raise typer.Exit(1)
+    total = 0
+    for name in jsonl:
+        with open(name, "rb") as lines:
+            total += sum(1 for line in lines if line.strip())
+    with console.status("joining the Ray cluster"):
+        cluster.connect(settings)
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"bulk ingesting {len(jsonl)} file(s)", total=total)
+        report = bulk.run(
+            jsonl,
+            bulk.ServeWriter(settings.app_name),
+            embedder=settings.embedder,
+            knowledge=settings.knowledge,
+            defaults=defaults,
+            embed_actors=actors,
+            embed_cpus=cpus,
+            batch_docs=batch_size,
+            on_progress=lambda n: bar.advance(task, n),
+        )
+    console.print(f"{report.chunks} chunks embedded and written")
+    return report
 
 
 @app.command()

@@ -82,32 +82,32 @@ def _clean_id(value: str) -> str:
 def _jsonl(file: Path, defaults: dict[str, str]) -> Iterator[Record]:
     with file.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
-            origin = f"{file}:{number}"
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Record(origin, error=f"invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(data, dict):
-                yield Record(origin, error="not a JSON object")
-                continue
-            doc_id = data.get("id", data.get("_id"))
-            text = data.get("text")
-            if doc_id is None or not isinstance(text, str) or not text.strip():
-                yield Record(origin, error="needs an id (or _id) and a non-empty text")
-                continue
-            document = {
-                **defaults,
-                "id": _clean_id(str(doc_id)),
-                "title": str(data.get("title") or text[:80]),
-                "text": text,
-            }
-            for key in ("category", "source", "url", "region", "language", "priority"):
-                if isinstance(data.get(key), str):
-                    document[key] = data[key]
-            yield Record(origin, document=document)
+            if line.strip():
+                yield jsonl_record(line, f"{file}:{number}", defaults)
+
+
+def jsonl_record(line: str, origin: str, defaults: dict[str, str]) -> Record:
+    """One JSONL line (`id` or BEIR's `_id`, `text`, optional fields) as a document."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Record(origin, error=f"invalid JSON: {exc.msg}")
+    if not isinstance(data, dict):
+        return Record(origin, error="not a JSON object")
+    doc_id = data.get("id", data.get("_id"))
+    text = data.get("text")
+    if doc_id is None or not isinstance(text, str) or not text.strip():
+        return Record(origin, error="needs an id (or _id) and a non-empty text")
+    document = {
+        **defaults,
+        "id": _clean_id(str(doc_id)),
+        "title": str(data.get("title") or text[:80]),
+        "text": text,
+    }
+    for key in ("category", "source", "url", "region", "language", "priority"):
+        if isinstance(data.get(key), str):
+            document[key] = data[key]
+    return Record(origin, document=document)
 
 
 def _front_matter(raw: str) -> tuple[dict[str, Any], str]:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bigevy.config import KnowledgeSpec
-from bigevy.errors import NotFound, PayloadTooLarge
+from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import chunk_text
 from bigevy.knowledge.store import (
     DocumentIn,
@@ -108,6 +108,22 @@ class KnowledgeService:
         if result is None:
             raise NotFound(f"no document {document_id!r}", param="id")
         return result
+
+    async def unchanged_ids(self, docs: list[DocumentIn]) -> list[str]:
+        """Which of `docs` the store already holds as they are (bulk ingestion skips them)."""
+        return list(await asyncio.to_thread(self.store.unchanged, docs))
+
+    async def write_embedded(
+        self, items: list[Embedded], embedding_model: str
+    ) -> list[WriteResult]:
+        """Write documents a bulk job chunked and embedded itself, in one batch."""
+        if embedding_model != self.store.embedding_model:
+            raise Conflict(
+                f"vectors made by {embedding_model!r}; this knowledge base holds "
+                f"{self.store.embedding_model!r} vectors",
+                param="embedding_model",
+            )
+        return await asyncio.to_thread(self.store.upsert_many, items)
 
     async def stats(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.store.stats)
