@@ -36,7 +36,7 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{port}/v1" in up.stdout
         assert (tmp_path / "data").is_dir()
-        assert "starter knowledge: 15 added" in up.stdout
+        assert "starter knowledge: 21 added" in up.stdout
         search = httpx.post(
             f"http://127.0.0.1:{port}/v1/rag/search",
             timeout=60,
@@ -47,6 +47,10 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
         ask = bigevy("ask", "My child has diarrhoea, what should I give?", "--segments", "2")
         assert ask.returncode == 0, ask.stdout + ask.stderr
         assert "SMS" in ask.stdout and "source: Diarrhoea and dehydration" in ask.stdout
+
+        urgent = bigevy("ask", "HELP house on fire kids inside", "--region", "KE")
+        assert urgent.returncode == 0, urgent.stdout + urgent.stderr
+        assert "EMERGENCY (fire)" in urgent.stdout and "999 (fire)" in urgent.stdout
 
         chat = bigevy("chat", "How do I make water safe to drink?", "--max-tokens", "24")
         assert chat.returncode == 0, chat.stdout + chat.stderr

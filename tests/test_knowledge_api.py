@@ -391,3 +391,75 @@ def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
     assert summary(again.stdout) == {"added": 0, "updated": 2, "unchanged": 299, "failed": 1}
     last = httpx.get(f"{base_url}/v1/knowledge/documents/dump-8").json()
     assert last["text"] == "Hand pumps: grease monthly." and last["version"] == 4
+
+
+def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questions(
+    base_url: str,
+) -> None:
+    import asyncio
+
+    from bigevy.knowledge.ingest import STARTER_KNOWLEDGE
+
+    loaded = subprocess.run(
+        [BIGEVY, "ingest", str(STARTER_KNOWLEDGE), "--url", base_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+    def escalation(message: str, **extra: object) -> dict[str, object]:
+        return {"node_id": "lil-007", "message": message, "region": "KE", **extra}
+
+    async def race() -> tuple[list[str], dict]:
+        finished: list[str] = []
+        async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+
+            async def ask(name: str, body: dict[str, object]) -> httpx.Response:
+                reply = await client.post("/v1/evy/query", json=body)
+                finished.append(name)
+                return reply
+
+            ordinary = [
+                asyncio.create_task(
+                    ask(
+                        f"ordinary-{i}",
+                        escalation(
+                            "Tell me in detail about the history of farming in Kenya.",
+                            max_tokens=200,
+                        ),
+                    )
+                )
+                for i in range(3)
+            ]
+            await asyncio.sleep(0.5)  # the ordinary questions are queued at the model first
+            emergency = await ask("emergency", escalation("pls help my son is not breathing"))
+            await asyncio.gather(*ordinary)
+        return finished, emergency.json()
+
+    finished, body = asyncio.run(race())
+    assert finished[0] == "emergency", finished
+    assert body["triage"] == {"emergency": True, "kind": "medical"}
+    assert body["model"] == "knowledge-base"
+    assert {"service": "ambulance", "number": "999"} in body["emergency_numbers"]
+    assert body["sms"].startswith("Call 999") and body["sms_segments"] == 1
+    assert segment_count(body["sms"]) == 1
+    cited = [c["document_id"] for c in body["citations"]]
+    assert cited[0] == "emergency-numbers-ke" and "cpr" in cited
+
+    elsewhere = httpx.post(
+        f"{base_url}/v1/evy/query",
+        json=escalation("fire in our house help", region="atlantis"),
+        timeout=60,
+    ).json()
+    assert elsewhere["triage"]["kind"] == "fire"
+    assert elsewhere["emergency_numbers"] == [{"service": "emergency", "number": "112"}]
+    assert "fire" in [c["document_id"] for c in elsewhere["citations"]]
+
+    ordinary = httpx.post(
+        f"{base_url}/v1/evy/query",
+        json=escalation("smoke alarm beeping low battery", max_tokens=30),
+        timeout=120,
+    ).json()
+    assert ordinary["triage"] == {"emergency": False, "kind": None}
+    assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []

@@ -165,11 +165,27 @@ class EvyQuery(BaseModel):
         return value
 
 
+class EmergencyNumber(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    service: str = Field(description="police, ambulance, fire, emergency, red cross")
+    number: str
+
+
+class TriageOut(BaseModel):
+    emergency: bool
+    kind: Literal["medical", "fire", "police", "disaster"] | None = None
+
+
 class EvyAnswer(BaseModel):
     answer: str = Field(description="The full answer (at most 2048 tokens).")
     sms: str = Field(description="The answer cut to fit max_sms_segments.")
     sms_segments: int
     sms_encoding: Literal["GSM-7", "UCS-2"]
     citations: list[Citation]
-    model: str
+    model: str = Field(description="The model that wrote `answer`, or `knowledge-base`.")
+    triage: TriageOut
+    emergency_numbers: list[EmergencyNumber] = Field(
+        default=[], description="For an emergency: the numbers found for the node's region."
+    )
     timings: dict[str, float] = Field(description="Milliseconds: retrieval, generation, total.")

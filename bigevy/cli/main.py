@@ -312,6 +312,12 @@ def ask(
         console.print(f"[red]{reply.status_code}[/red] {_error_message(reply)}")
         raise typer.Exit(1)
     answer = reply.json()
+    if answer["triage"]["emergency"]:
+        numbers = ", ".join(f"{n['number']} ({n['service']})" for n in answer["emergency_numbers"])
+        console.print(
+            f"[bold red]EMERGENCY ({answer['triage']['kind']})[/bold red] answered from the "
+            f"knowledge base; numbers: {numbers or 'none found'}"
+        )
     console.print(answer["answer"], markup=False)
     console.print(
         f"\n[bold]SMS[/bold] ({answer['sms_segments']} part(s), {answer['sms_encoding']}):",

@@ -2,32 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
-from bigevy.api.knowledge import EvyAnswer, EvyQuery, SearchRequest
+from bigevy.api.knowledge import EvyAnswer, EvyQuery, SearchRequest, TriageOut
 from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
+from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import fit_sms
+from bigevy.triage import EmergencyKind, triage
+
+log = logging.getLogger(__name__)
 
 GROUNDING = (
     "Answer using the numbered sources below when they are relevant, and say so when they "
     "do not answer the question. Never invent phone numbers or facts."
 )
 PASSAGE_CHARS = 600
+#: `model` of an answer taken from the knowledge base without a language model.
+KNOWLEDGE_BASE = "knowledge-base"
 
 
 class EvyService:
     def __init__(self, llm: OpenAIService, knowledge: KnowledgeGateway) -> None:
         self.llm = llm
         self.knowledge = knowledge
+        self.emergencies = EmergencyResponder(knowledge)
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
         system = f"{system_prompt(query.profile)}\n\n{GROUNDING}"  # unknown profile: 400 first
+        if query.model is not None:
+            self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
+        found = triage(query.message)
+        if found.emergency and found.kind is not None:
+            log.warning(
+                "emergency (%s) escalated by node %s: %s", found.kind, query.node_id, found.cues
+            )
+            return await self._emergency(query, found.kind, started)
         regions = [query.region, "global"] if query.region else []
-        found = await self.knowledge.search(
+        passages = await self.knowledge.search(
             SearchRequest(
                 query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
             )
@@ -37,7 +53,7 @@ class EvyService:
         # headings into their answer (seen with SmolLM2-135M).
         sources = "\n".join(
             f"[{i}] {' '.join(hit.text.split())[:PASSAGE_CHARS]}"
-            for i, hit in enumerate(found.hits, 1)
+            for i, hit in enumerate(passages.hits, 1)
         )
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
         reply = await self.llm.chat(
@@ -56,7 +72,7 @@ class EvyService:
         sms = fit_sms(answer, query.max_sms_segments)
         done = time.perf_counter()
         citations, seen = [], set()
-        for hit in found.hits:
+        for hit in passages.hits:
             if hit.citation.document_id not in seen:
                 seen.add(hit.citation.document_id)
                 citations.append(hit.citation)
@@ -67,9 +83,27 @@ class EvyService:
             sms_encoding=sms.encoding,
             citations=citations,
             model=reply.model,
+            triage=TriageOut(emergency=False),
             timings={
                 "retrieval_ms": round((retrieved - started) * 1000, 1),
                 "generation_ms": round((done - retrieved) * 1000, 1),
                 "total_ms": round((done - started) * 1000, 1),
             },
+        )
+
+    async def _emergency(self, query: EvyQuery, kind: EmergencyKind, started: float) -> EvyAnswer:
+        """Answered from the knowledge base at once: never queued behind the model."""
+        reply = await self.emergencies.reply(query.message, kind, query.region, query.language)
+        sms = fit_sms(reply.sms_text, query.max_sms_segments)
+        done = round((time.perf_counter() - started) * 1000, 1)
+        return EvyAnswer(
+            answer=reply.answer,
+            sms=sms.text,
+            sms_segments=sms.segments,
+            sms_encoding=sms.encoding,
+            citations=reply.citations,
+            model=KNOWLEDGE_BASE,
+            triage=TriageOut(emergency=True, kind=kind),
+            emergency_numbers=reply.numbers,
+            timings={"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done},
         )

@@ -94,7 +94,7 @@ class OpenAIService:
 
     # -- requests -------------------------------------------------------------------------
 
-    def _resolve(self, model_id: str | None) -> tuple[ModelSpec, ModelClient]:
+    def resolve(self, model_id: str | None) -> tuple[ModelSpec, ModelClient]:
         model_id = model_id or self.settings.default_model
         spec = self.settings.model(model_id or "")
         if spec is None or model_id not in self.models:
@@ -148,7 +148,7 @@ class OpenAIService:
         return first, stream
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[str]:
-        spec, client = self._resolve(request.model)
+        spec, client = self.resolve(request.model)
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         generation = self._generation(request, spec, request_id)
         messages = [
@@ -212,7 +212,7 @@ class OpenAIService:
             yield "data: [DONE]\n\n"
 
     async def completions(self, request: CompletionRequest) -> Completion | AsyncIterator[str]:
-        spec, client = self._resolve(request.model)
+        spec, client = self.resolve(request.model)
         request_id = f"cmpl-{uuid.uuid4().hex}"
         generation = self._generation(request, spec, request_id)
         generation.prompt = request.prompt_text
@@ -273,7 +273,7 @@ class OpenAIService:
         return ModelList(data=[self._card(m) for m in self.settings.models])
 
     def get_model(self, model_id: str) -> ModelCard:
-        spec, _ = self._resolve(model_id)
+        spec, _ = self.resolve(model_id)
         return self._card(spec)
 
     async def _describe(self, spec: ModelSpec, deployment: DeploymentState) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Emergency triage of SMS: the prototype's false positives stay quiet, real emergencies in
+every supported language are caught with the right kind, and the held-out split of the
+labelled set keeps its precision and recall."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bigevy.triage import Triage, triage
+
+DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "can you help me with my homework",
+        "smoke alarm beeping low battery",
+        "weather alert tonight?",
+        "what is the police number",
+        "what causes earthquakes",
+        "fire drill at school tomorrow",
+    ],
+)
+def test_prototype_false_positives_are_not_emergencies(message: str) -> None:
+    result = triage(message)
+    assert not result.emergency
+    assert result.kind is None
+    assert result.score < 0.5
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("my baby is not breathing", "medical"),
+        ("house on fire help", "fire"),
+        ("man with knife outside our door", "police"),
+        ("water rising fast in our house we are trapped", "disaster"),
+        ("what is the ambulance number my father collapsed", "medical"),
+        ("HLP PLZ SNAKE BIT MY SON", "medical"),
+        ("au secours mon fils ne respire plus", "medical"),
+        ("la maison du voisin brûle", "fire"),
+        ("des voleurs armés chez nous venez vite", "police"),
+        ("incendio en mi casa ayuda", "fire"),
+        ("mi hija se desmayó y no responde", "medical"),
+        ("terremoto se cayó el edificio", "disaster"),
+        ("socorro meu pai desmaiou", "medical"),
+        ("tem ladrões armados na minha casa agora", "police"),
+        ("enchente a água está subindo rápido", "disaster"),
+        ("moto nyumbani msaada", "fire"),
+        ("mtoto hapumui tusaidie", "medical"),
+        ("mafuriko tumekwama juu ya paa", "disaster"),
+    ],
+)
+def test_clear_emergencies_in_every_language(message: str, kind: str) -> None:
+    result = triage(message)
+    assert result.emergency, result
+    assert result.kind == kind
+    assert result.score >= 0.5
+    assert result.cues
+
+
+@pytest.mark.parametrize("message", ["", "   ", "\n\t"])
+def test_empty_message_is_not_an_emergency(message: str) -> None:
+    assert triage(message) == Triage(False, None, 0.0, ())
+
+
+def test_typos_and_shouting_still_count() -> None:
+    assert triage("huose on fier hlp").kind == "fire"
+    assert triage("he is unconcious").kind == "medical"
+    assert triage("HELPPP THIEVES IN THE HOUSE").kind == "police"
+
+
+def test_same_message_same_verdict() -> None:
+    assert triage("help car crash on the main road people bleeding") == triage(
+        "help car crash on the main road people bleeding"
+    )
+
+
+def test_labelled_test_split_precision_and_recall() -> None:
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
+    held_out = [r for r in rows if r["split"] == "test"]
+    assert len(held_out) >= 100
+    predicted = [(triage(r["text"]).emergency, r["emergency"]) for r in held_out]
+    tp = sum(p and t for p, t in predicted)
+    fp = sum(p and not t for p, t in predicted)
+    fn = sum(t and not p for p, t in predicted)
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert precision >= 0.9, f"precision {precision:.3f}"
+    assert recall >= 0.9, f"recall {recall:.3f}"
