@@ -33,18 +33,31 @@ class KnowledgeDeployment(KnowledgeService):
         store.repair()  # whatever a crash mid-write left behind
         KnowledgeService.__init__(self, store, embed, settings.knowledge)
         self._upkeep = asyncio.create_task(self._keep_indexes_current())
+        self._reembed = asyncio.create_task(self._reembed_if_needed())
 
     async def _keep_indexes_current(self) -> None:
         """New rows reach the indexes within one interval of being written."""
-        maintained = None
+        maintained = 0
         while True:
             await asyncio.sleep(self.spec.maintenance_interval_s)
-            revision = self.store.revision()
-            if revision == maintained:
+            writes = self.store.writes
+            if writes == maintained:
                 continue
             try:
                 done = await self.maintain()
-                maintained = revision
-                log.info("knowledge upkeep at revision %d: %s", revision, ", ".join(done))
+                maintained = writes
+                log.info("knowledge upkeep after %d writes: %s", writes, ", ".join(done))
             except Exception:
                 log.exception("knowledge upkeep failed; retrying next interval")
+
+    async def _reembed_if_needed(self) -> None:
+        """After a change of embedding model, every document gets the new model's vectors."""
+        try:
+            if await asyncio.to_thread(self.store.missing_chunks):
+                log.warning("re-embedding the knowledge base with %s", self.store.embedding_model)
+                done = await self.reembed()
+                log.warning("re-embedded %d documents", done)
+            elif self.store.other_models():
+                await asyncio.to_thread(self.store.drop_other_models)
+        except Exception:
+            log.exception("re-embedding stopped; it resumes where it was at the next start")

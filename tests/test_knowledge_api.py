@@ -20,11 +20,15 @@ BIGEVY = str(Path(sys.executable).parent / "bigevy")
 
 
 @pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
-    settings = Settings(
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
         data_dir=tmp_path_factory.mktemp("data"),
         knowledge=KnowledgeSpec(max_document_chars=MAX_CHARS, maintenance_interval_s=1),
     )
+
+
+@pytest.fixture(scope="module")
+def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
     return serve_cluster.deploy(settings)
 
 
@@ -463,3 +467,31 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     ).json()
     assert ordinary["triage"] == {"emergency": False, "kind": None}
     assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []
+
+
+def test_changing_the_embedding_model_reembeds_everything_in_the_background(
+    base_url: str, serve_cluster: ServeCluster, settings: Settings
+) -> None:
+    """Last in this module: it redeploys the app with another embedding model."""
+    before = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+    assert before["documents"] > 300
+    renamed = settings.model_copy(
+        update={"embedder": settings.embedder.model_copy(update={"id": "minilm-v2-renamed"})}
+    )
+    serve_cluster.deploy(renamed)
+    seen: list[dict] = []
+
+    def reembedded() -> bool:
+        status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+        seen.append(status)
+        return status["embedding_model"] == "minilm-v2-renamed" and not (
+            status["reembedding"] or status["other_models"]
+        )
+
+    wait_for(reembedded, 300, "the re-embed to finish")
+    after = seen[-1]
+    assert after["documents"] == before["documents"] and after["chunks"] == before["chunks"]
+    hits = search(base_url, "clean the solar panels", top_k=1, mode="vector")
+    assert hits[0]["citation"]["document_id"] == "dump-7"
+    embedded = httpx.post(f"{base_url}/v1/embeddings", json={"input": "hi"}, timeout=30).json()
+    assert embedded["model"] == "minilm-v2-renamed"

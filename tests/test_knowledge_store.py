@@ -175,11 +175,56 @@ def test_a_crash_between_tables_never_shows_half_a_write(
     assert store.chunks.count_rows("document_id = 'flood-1'") == 1
 
 
-def test_reopening_with_another_vector_size_is_refused(
-    store: KnowledgeStore, tmp_path: Path
+def test_a_new_embedding_model_gets_its_own_vectors_by_a_resumable_reembed(
+    store: KnowledgeStore, embedder: Embedder, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match="re-embed"):
-        KnowledgeStore(str(tmp_path / "lancedb"), embedding_model="other", dimensions=768)
+    import asyncio
+
+    from bigevy.config import KnowledgeSpec
+    from bigevy.knowledge.service import KnowledgeService
+
+    changed = KnowledgeStore(
+        str(tmp_path / "lancedb"), embedding_model="minilm-renamed", dimensions=384
+    )
+    assert changed.chunks_table == "chunks__minilm-renamed"
+    assert search(changed, embedder, "boil water", mode="vector") == []  # spaces never mix
+    assert changed.missing_chunks() == sorted(d.id for d in DOCS)
+    assert changed.stats()["other_models"] == ["chunks__all-minilm-l6-v2"]
+
+    calls = 0
+
+    async def embed_then_fail(texts: list[str]) -> list[list[float]]:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ConnectionError("embedder went away")
+        return embedder.encode(texts)
+
+    interrupted = KnowledgeService(changed, embed_then_fail, KnowledgeSpec())
+    with pytest.raises(ConnectionError):
+        asyncio.run(interrupted.reembed(batch=2))
+    assert len(changed.missing_chunks()) == 2  # the first batch stayed done
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        return embedder.encode(texts)
+
+    resumed = KnowledgeService(changed, embed, KnowledgeSpec())
+    assert asyncio.run(resumed.reembed(batch=2)) == 2
+    assert changed.missing_chunks() == [] and changed.stats()["other_models"] == []
+    assert search(changed, embedder, "boil water", mode="vector")[0].document_id == "water-1"
+    with pytest.raises(ValueError, match="768-d"):
+        KnowledgeStore(str(tmp_path / "lancedb"), embedding_model="minilm-renamed", dimensions=768)
+
+
+def test_a_store_from_before_per_model_tables_keeps_its_chunks(
+    store: KnowledgeStore, embedder: Embedder, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "lancedb")
+    store.db.create_table("chunks", data=store.chunks.to_arrow())  # the old table name
+    store.db.drop_table(store.chunks_table)
+    reopened = KnowledgeStore(uri, embedding_model=embedder.model_id, dimensions=384)
+    assert reopened.chunks_table == "chunks" and reopened.missing_chunks() == []
+    assert search(reopened, embedder, "boil water", mode="vector")[0].document_id == "water-1"
 
 
 def test_bad_writes_are_refused_and_change_nothing(store: KnowledgeStore) -> None:

@@ -92,6 +92,12 @@ class KnowledgeStatus(BaseModel):
     embedding_model: str
     dimensions: int
     indexes: list[IndexStatus]
+    other_models: list[str] = Field(
+        description="Chunks tables of earlier embedding models, dropped once re-embedded."
+    )
+    reembedding: dict[str, int] | None = Field(
+        None, description="A re-embed in progress: documents done and still pending."
+    )
 
 
 class MaintenanceResult(BaseModel):

@@ -379,6 +379,16 @@ def _print_knowledge(status: dict) -> None:
         f"{status['chunks']} chunks, revision {status['revision']}, "
         f"embedded by {status['embedding_model']} ({status['dimensions']}-d)"
     )
+    if status.get("reembedding"):
+        progress = status["reembedding"]
+        console.print(
+            f"[yellow]re-embedding[/yellow]: {progress['done']} documents done, "
+            f"{progress['pending']} pending (searches cover the done ones)"
+        )
+    if status.get("other_models"):
+        console.print(
+            f"earlier models' chunks kept until then: {', '.join(status['other_models'])}"
+        )
     table = Table("index", "type", "columns", "indexed rows", "unindexed rows")
     for index in status["indexes"]:
         table.add_row(

@@ -26,11 +26,18 @@ from bigevy.knowledge.store import (
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
 
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored document row as `DocumentIn` arguments."""
+    return {name: row[name] for name in DocumentIn.__dataclass_fields__}
+
+
 class KnowledgeService:
     def __init__(self, store: KnowledgeStore, embed: Embed, spec: KnowledgeSpec) -> None:
         self.store = store
         self.embed = embed
         self.spec = spec
+        #: Progress of a running re-embed ({"done", "pending"} documents), else None.
+        self.reembedding: dict[str, int] | None = None
 
     async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]:
         """Write a document; the same content again is a no-op (nothing re-embedded)."""
@@ -125,8 +132,31 @@ class KnowledgeService:
             )
         return await asyncio.to_thread(self.store.upsert_many, items)
 
+    async def reembed(self, batch: int = 64) -> int:
+        """Give every live document chunks embedded by the current model, then drop other
+        models' chunks. Resumable: the work left is read from the store, not remembered."""
+        done = 0
+        while missing := await asyncio.to_thread(self.store.missing_chunks):
+            self.reembedding = {"done": done, "pending": len(missing)}
+            before = done
+            for start in range(0, len(missing), batch):
+                rows = await asyncio.to_thread(self.store.get_many, missing[start : start + batch])
+                items = [(row, self.chunk(DocumentIn(**_fields(row)))) for row in rows.values()]
+                vectors = iter(await self.embed([c for _, chunks in items for c in chunks]))
+                done += await asyncio.to_thread(
+                    self.store.attach_chunks,
+                    [(row, chunks, [next(vectors) for _ in chunks]) for row, chunks in items],
+                )
+                self.reembedding = {"done": done, "pending": len(missing) - start - len(rows)}
+            if done == before:
+                break  # what is left changed under us every time; the next start retries
+        await asyncio.to_thread(self.store.drop_other_models)
+        self.reembedding = None
+        return done
+
     async def stats(self) -> dict[str, Any]:
-        return await asyncio.to_thread(self.store.stats)
+        stats = await asyncio.to_thread(self.store.stats)
+        return {**stats, "reembedding": self.reembedding}
 
     async def maintain(self) -> list[str]:
         """Fold new rows into the indexes now (also run on a schedule by the deployment)."""

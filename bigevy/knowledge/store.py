@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -109,6 +110,14 @@ def _same(stored: dict[str, Any] | None, doc: DocumentIn) -> bool:
     return bool(stored) and not stored["deleted"] and stored["content_hash"] == doc.content_hash()
 
 
+def _columns(table: Any, names: list[str], where: str | None = None) -> pa.Table:
+    """Just these columns of a whole table (not its vectors and texts)."""
+    query = table.search().select(names)
+    if where:
+        query = query.where(where)
+    return query.limit(None).to_arrow()
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -123,6 +132,9 @@ _META = [
     pa.field("priority", pa.string()),
     pa.field("updated_at", pa.float64()),
 ]
+
+
+_META_NAMES = [f.name for f in _META]
 
 
 def documents_schema() -> pa.Schema:
@@ -170,24 +182,41 @@ class KnowledgeStore:
         self.vector_index = vector_index or VectorIndexSpec()
         self._lock = threading.Lock()
         self.documents = self._open("documents", documents_schema())
-        self.chunks = self._open("chunks", chunks_schema(dimensions))
+        self.chunks_table = self._chunks_table_name()
+        self.chunks = self._open(self.chunks_table, chunks_schema(dimensions))
+        if (
+            self.chunks.schema.field("vector").type
+            != chunks_schema(dimensions).field("vector").type
+        ):
+            raise ValueError(
+                f"table {self.chunks_table} holds {self.chunks.schema.field('vector').type} "
+                f"vectors, not {dimensions}-d ones: give the model a new id"
+            )
         if not any(index.index_type == "FTS" for index in self.chunks.list_indices()):
             # Built once; rows added later are searched unindexed until an optimize().
             self.chunks.create_index("text", config=FTS())
         self._revision = self._max_revision()
+        #: Commits made through this store; upkeep runs when it has moved.
+        self.writes = 0
+
+    def _chunks_table_name(self) -> str:
+        """Each embedding model has its own chunks table: vector spaces never mix.
+
+        `chunks` (the first model's table in stores made before models had their own) is
+        kept for the model whose vectors it holds.
+        """
+        own = "chunks__" + re.sub(r"[^A-Za-z0-9_-]", "_", self.embedding_model)
+        names = self.db.table_names()
+        if own not in names and "chunks" in names:
+            legacy = self.db.open_table("chunks")
+            first = legacy.search().select(["embedding_model"]).limit(1).to_list()
+            if not first or first[0]["embedding_model"] == self.embedding_model:
+                return "chunks"
+        return own
 
     def _open(self, name: str, schema: pa.Schema) -> Any:
         if name in self.db.table_names():
-            table = self.db.open_table(name)
-            if (
-                name == "chunks"
-                and table.schema.field("vector").type != schema.field("vector").type
-            ):
-                raise ValueError(
-                    f"the chunks table holds {table.schema.field('vector').type} vectors, "
-                    f"not {self.dimensions}-d ones: a new embedding model needs a re-embed"
-                )
-            return table
+            return self.db.open_table(name)
         return self.db.create_table(name, schema=schema)
 
     # -- reads ----------------------------------------------------------------------------
@@ -223,7 +252,7 @@ class KnowledgeStore:
     def _max_revision(self) -> int:
         if self.documents.count_rows() == 0:
             return 0
-        return int(pc.max(self.documents.to_arrow()["revision"]).as_py())
+        return int(pc.max(_columns(self.documents, ["revision"])["revision"]).as_py())
 
     def revision(self) -> int:
         """The latest revision; counted here, as this store is the only writer."""
@@ -231,7 +260,7 @@ class KnowledgeStore:
 
     def unchanged(self, docs: list[DocumentIn]) -> dict[str, WriteResult]:
         """Those of `docs` already stored with this content (nothing to chunk or embed)."""
-        stored = self._get_many([doc.id for doc in docs])
+        stored = self.get_many([doc.id for doc in docs])
         kept = {}
         for doc in docs:
             current = stored.get(doc.id)
@@ -262,7 +291,7 @@ class KnowledgeStore:
         if len({doc.id for doc, _, _ in items}) != len(items):
             raise ValueError("a batch may hold each document id once")
         with self._lock:
-            stored = self._get_many([doc.id for doc, _, _ in items])
+            stored = self.get_many([doc.id for doc, _, _ in items])
             now = time.time()
             results: list[WriteResult] = []
             chunk_rows: list[dict[str, Any]] = []
@@ -324,9 +353,10 @@ class KnowledgeStore:
                 self._put_documents(document_rows)
                 self._revision = revision
                 self._drop_stale_chunks(replaced)
+                self.writes += 1
         return results
 
-    def _get_many(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def get_many(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Stored rows (tombstones included) of these ids."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(document_ids), 500):
@@ -348,6 +378,7 @@ class KnowledgeStore:
             )
             self._revision = revision
             self._drop_stale_chunks({document_id: None})
+            self.writes += 1
         return WriteResult(document_id, "deleted", current["version"], revision)
 
     def _put_documents(self, rows: list[dict[str, Any]]) -> None:
@@ -376,18 +407,83 @@ class KnowledgeStore:
         """Delete chunks a crashed write left behind (not of their document's current version)."""
         live = {
             (r["id"], r["version"])
-            for r in self.documents.to_arrow().select(["id", "version", "deleted"]).to_pylist()
+            for r in _columns(self.documents, ["id", "version", "deleted"]).to_pylist()
             if not r["deleted"]
         }
         stale = [
             r["id"]
-            for r in self.chunks.to_arrow().select(["id", "document_id", "version"]).to_pylist()
+            for r in _columns(self.chunks, ["id", "document_id", "version"]).to_pylist()
             if (r["document_id"], r["version"]) not in live
         ]
         for start in range(0, len(stale), 500):
             batch = stale[start : start + 500]
             self.chunks.delete(f"id IN ({', '.join(_quote(i) for i in batch)})")
         return len(stale)
+
+    # -- a new embedding model ------------------------------------------------------------
+
+    def missing_chunks(self) -> list[str]:
+        """Live documents with no chunks of their version from this model (a re-embed's work)."""
+        have = {
+            (r["document_id"], r["version"])
+            for r in _columns(self.chunks, ["document_id", "version"]).to_pylist()
+        }
+        return sorted(
+            r["id"]
+            for r in _columns(self.documents, ["id", "version"], "deleted = false").to_pylist()
+            if (r["id"], r["version"]) not in have
+        )
+
+    def attach_chunks(
+        self, items: list[tuple[dict[str, Any], list[str], list[list[float]]]]
+    ) -> int:
+        """Add this model's chunks to stored documents (a re-embed): one commit.
+
+        A document deleted or changed since it was read is left out; its new version was
+        written with this model's chunks anyway. Returns the documents done.
+        """
+        with self._lock:
+            current = self.get_many([row["id"] for row, _, _ in items])
+            rows: list[dict[str, Any]] = []
+            done = 0
+            for row, chunks, vectors in items:
+                now = current.get(row["id"])
+                if now is None or now["deleted"] or now["version"] != row["version"]:
+                    continue
+                done += 1
+                meta = {name: now[name] for name in _META_NAMES}
+                rows.extend(
+                    {
+                        "id": f"{now['id']}:{now['version']}:{i}",
+                        "document_id": now["id"],
+                        "version": now["version"],
+                        "position": i,
+                        "text": text,
+                        "vector": vector,
+                        "embedding_model": self.embedding_model,
+                        **meta,
+                    }
+                    for i, (text, vector) in enumerate(zip(chunks, vectors, strict=True))
+                )
+            if rows:
+                self.chunks.add(pa.Table.from_pylist(rows, schema=self.chunks.schema))
+                self.writes += 1
+        return done
+
+    def other_models(self) -> list[str]:
+        """Chunks tables of other embedding models (left behind by a model change)."""
+        return sorted(
+            name
+            for name in self.db.table_names()
+            if (name == "chunks" or name.startswith("chunks__")) and name != self.chunks_table
+        )
+
+    def drop_other_models(self) -> list[str]:
+        """Free the space of other models' chunks once this model's are complete."""
+        dropped = self.other_models()
+        for name in dropped:
+            self.db.drop_table(name)
+        return dropped
 
     # -- upkeep ---------------------------------------------------------------------------
 
@@ -442,6 +538,7 @@ class KnowledgeStore:
             "embedding_model": self.embedding_model,
             "dimensions": self.dimensions,
             "indexes": indexes,
+            "other_models": self.other_models(),
         }
 
     # -- search ---------------------------------------------------------------------------
