@@ -24,7 +24,7 @@ import httpx
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from local_serve import start_serve
+from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
 
@@ -74,7 +74,7 @@ async def serve_throughput(base_url: str, texts: list[str], clients: int) -> flo
             reply.raise_for_status()
 
     limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers=HEADERS) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         return len(texts) / (time.perf_counter() - started)

@@ -26,7 +26,7 @@ import httpx
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from local_serve import start_serve
+from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
 from bigevy.serving.llamacpp import default_threads, resolve_model_path
@@ -131,7 +131,8 @@ def serve_run(base_url: str, model: str, question: str, max_tokens: int) -> Run:
     started = time.perf_counter()
     first = None
     tokens = 0
-    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=120) as r:
+    url = f"{base_url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=120, headers=HEADERS) as r:
         r.raise_for_status()
         for line in r.iter_lines():
             if not line.startswith("data: {"):

@@ -9,9 +9,15 @@ import httpx
 
 from bigevy.config import Settings
 
+#: `Authorization` for the app `start_serve` deployed (an admin key of its database).
+HEADERS: dict[str, str] = {}
 
-def start_serve(settings: Settings) -> str:
-    """Deploy bigEVY on a fresh local Ray and return its base URL once /readyz says so."""
+
+def start_serve(settings: Settings, num_cpus: int | None = None) -> str:
+    """Deploy bigEVY on a fresh local Ray and return its base URL once /readyz says so.
+
+    `num_cpus`: logical CPUs for Ray (default: the cores), e.g. room for a Ray Data job.
+    """
     import ray
     from ray import serve
 
@@ -20,7 +26,14 @@ def start_serve(settings: Settings) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ray.init(include_dashboard=False, log_to_driver=False)
+    from bigevy.fleet.roles import Role
+    from bigevy.fleet.service import open_fleet
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fleet = open_fleet(settings)
+    HEADERS["Authorization"] = f"Bearer {fleet.create_key(Role.admin, 'benchmark').key}"
+    fleet.engine.dispose()
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
     base_url = f"http://127.0.0.1:{port}"

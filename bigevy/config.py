@@ -172,6 +172,41 @@ class KnowledgeSpec(_Strict):
     )
 
 
+class RateLimit(_Strict):
+    """A token bucket: `burst` requests at once, refilled at `per_second`."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    return {
+        # A node sends a few SMS a minute and a heartbeat every minute; room for an outbox
+        # catching up after an outage.
+        "node": RateLimit(per_second=1.0, burst=30),
+        "reader": RateLimit(per_second=10.0, burst=50),
+        "operator": RateLimit(per_second=20.0, burst=100),
+        "admin": RateLimit(per_second=50.0, burst=200),
+    }
+
+
+class FleetSpec(_Strict):
+    """The lilEVY fleet: liveness thresholds, history kept, limits per caller."""
+
+    heartbeat_interval_s: int = Field(60, ge=1, description="What nodes are told to use.")
+    stale_after_s: float = Field(180, gt=0, description="No heartbeat for this long: stale.")
+    offline_after_s: float = Field(1800, gt=0, description="...and for this long: offline.")
+    heartbeat_retention_s: float = Field(7 * 86400, gt=0, description="History kept per node.")
+    enrollment_token_ttl_s: int = Field(86400, ge=60, description="Default token lifetime.")
+    rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
+    max_body_bytes: int = Field(
+        32 * 2**20, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    max_node_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="...and on node routes (enrol, heartbeat, escalate)."
+    )
+
+
 class GatewaySpec(_Strict):
     """The HTTP ingress deployment."""
 
@@ -214,6 +249,11 @@ class Settings(BaseSettings):
     )
     ray_port: int = Field(6379, ge=1, le=65535, description="GCS port of the local Ray head.")
     ray_dashboard_port: int = Field(8265, ge=1, le=65535, description="Local Ray dashboard.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata database (postgresql+psycopg://... for "
+        "clusters); default a SQLite file in the data dir.",
+    )
     ray_num_cpus: int | None = Field(
         None,
         ge=1,
@@ -225,6 +265,7 @@ class Settings(BaseSettings):
     gateway: GatewaySpec = GatewaySpec()
     embedder: EmbedderSpec = EmbedderSpec()
     knowledge: KnowledgeSpec = KnowledgeSpec()
+    fleet: FleetSpec = FleetSpec()
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -263,6 +304,20 @@ class Settings(BaseSettings):
     @property
     def lancedb_uri(self) -> str:
         return self.knowledge.lancedb_uri or str(self.data_dir / "lancedb")
+
+    @property
+    def metadata_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'bigevy.db'}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where `bigevy up` leaves the first admin key (mode 0600) for the CLI."""
+        return self.data_dir / "admin.key"
+
+    @property
+    def signing_key_file(self) -> Path:
+        """The Ed25519 private key packages are signed with; it never leaves the server."""
+        return self.data_dir / "signing_key.pem"
 
     def model(self, model_id: str) -> ModelSpec | None:
         return next((m for m in self.models if m.id == model_id), None)

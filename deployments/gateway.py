@@ -10,6 +10,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from bigevy.config import Settings
+from bigevy.fleet.service import open_fleet
 from bigevy.gateway.app import create_app
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.knowledge import KnowledgeGateway
@@ -84,6 +85,7 @@ class Gateway:
         self.service = OpenAIService(settings, clients, ServeDeploymentView(settings.app_name))
         self.embeddings = EmbeddingService(settings.embedder, HandleCalls(embedder))
         self.knowledge = KnowledgeGateway(HandleCalls(knowledge))
+        self.fleet = open_fleet(settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.service, self.embeddings, self.knowledge)
+        return create_app(self.service, self.embeddings, self.knowledge, self.fleet)

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,6 +42,51 @@ def is_ready(base_url: str) -> bool:
         return False
 
 
+class Api:
+    """httpx's request functions with an API key: `API.post(url, json=...)`.
+
+    `ServeCluster.deploy` makes an admin key for the app it deploys and sets it here.
+    """
+
+    def __init__(self) -> None:
+        self.key = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return httpx.request(method, url, headers=headers, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+
+API = Api()
+
+
+def new_key(settings: Settings, role: str = "admin", node_id: str | None = None) -> str:
+    """A fresh key in the metadata database of `settings` (migrated first)."""
+    from bigevy.fleet.roles import Role
+    from bigevy.fleet.service import open_fleet
+
+    fleet = open_fleet(settings)
+    try:
+        return fleet.create_key(Role(role), f"test {role}", node_id=node_id).key
+    finally:
+        fleet.engine.dispose()
+
+
 class ServeCluster:
     """One Ray + Serve for a test module; `deploy` (re)deploys the bigEVY app on it."""
 
@@ -62,15 +108,30 @@ class ServeCluster:
                     raise
 
     def deploy(self, settings: Settings, *, wait_ready: bool = True) -> str:
+        """Deploy and return the base URL; `API` gets an admin key of this app's database."""
         from ray import serve
 
         from deployments.app import build_app
 
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        API.key = new_key(settings)
         target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
         serve.run_many([target], wait_for_applications_running=False)
         if wait_ready:
             wait_for(lambda: is_ready(self.base_url), 120, "bigEVY /readyz")
+            # A redeploy rolls the gateway over: until the new one (with this app's database)
+            # answers, the old one refuses the new key.
+            wait_for(self._takes_the_new_key, 120, "the new gateway")
         return self.base_url
+
+    def _takes_the_new_key(self) -> bool:
+        for _ in range(3):
+            try:
+                if API.get(f"{self.base_url}/v1/models", timeout=10).status_code != 200:
+                    return False
+            except httpx.HTTPError:
+                return False
+        return True
 
     def close(self) -> None:
         import ray

@@ -37,12 +37,17 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}/v1" in up.stdout
         assert (tmp_path / "data").is_dir()
         assert "starter knowledge: 21 added" in up.stdout
-        search = httpx.post(
-            f"http://127.0.0.1:{port}/v1/rag/search",
-            timeout=60,
-            json={"query": "what to do when a flood is coming", "top_k": 1},
+        key_file = tmp_path / "data" / "admin.key"
+        key = key_file.read_text().strip()
+        assert "first admin key (shown once" in up.stdout and key in up.stdout
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        query = {"query": "what to do when a flood is coming", "top_k": 1}
+        search = f"http://127.0.0.1:{port}/v1/rag/search"
+        assert httpx.post(search, json=query, timeout=60).status_code == 401
+        found = httpx.post(
+            search, json=query, timeout=60, headers={"Authorization": f"Bearer {key}"}
         )
-        assert search.json()["hits"][0]["citation"]["document_id"] == "flood"
+        assert found.json()["hits"][0]["citation"]["document_id"] == "flood"
 
         ask = bigevy("ask", "My child has diarrhoea, what should I give?", "--segments", "2")
         assert ask.returncode == 0, ask.stdout + ask.stderr

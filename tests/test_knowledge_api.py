@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
 from bigevy.sms import encoding_of, segment_count
-from tests.conftest import ServeCluster, wait_for
+from tests.conftest import API, ServeCluster, wait_for
 
 MAX_CHARS = 5000
 BIGEVY = str(Path(sys.executable).parent / "bigevy")
@@ -28,8 +29,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
-    return serve_cluster.deploy(settings)
+def base_url(serve_cluster: ServeCluster, settings: Settings) -> Iterator[str]:
+    url = serve_cluster.deploy(settings)
+    os.environ["BIGEVY_API_KEY"] = API.key  # for the `bigevy` commands this module runs
+    yield url
+    del os.environ["BIGEVY_API_KEY"]
 
 
 def doc(doc_id: str, text: str, **extra: str) -> dict[str, str]:
@@ -51,7 +55,7 @@ def summary(out: str) -> dict[str, int]:
 
 
 def search(base_url: str, query: str, **extra: object) -> list[dict]:
-    reply = httpx.post(f"{base_url}/v1/rag/search", json={"query": query, **extra}, timeout=60)
+    reply = API.post(f"{base_url}/v1/rag/search", json={"query": query, **extra}, timeout=60)
     assert reply.status_code == 200, reply.text
     return reply.json()["hits"]
 
@@ -62,7 +66,7 @@ def test_add_search_resend_update_delete(base_url: str) -> None:
         "Boil water for one minute to make it safe to drink.",
         url="https://example.org/water",
     )
-    added = httpx.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
+    added = API.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
     assert added.status_code == 201 and added.json()["status"] == "added"
 
     hits = search(base_url, "how do I make drinking water safe", top_k=3)
@@ -73,42 +77,42 @@ def test_add_search_resend_update_delete(base_url: str) -> None:
         "url": "https://example.org/water",
     }
 
-    again = httpx.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
+    again = API.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
     assert again.json()["revision"] == added.json()["revision"]
 
     body = {k: v for k, v in water.items() if k != "id"}
     body["text"] = "Add one purification tablet per litre and wait thirty minutes."
-    updated = httpx.put(f"{base_url}/v1/knowledge/documents/boil-water", json=body, timeout=60)
+    updated = API.put(f"{base_url}/v1/knowledge/documents/boil-water", json=body, timeout=60)
     assert updated.json()["status"] == "updated" and updated.json()["version"] == 2
     texts = [h["text"] for h in search(base_url, "boil one minute", mode="keyword", top_k=20)]
     assert not any("Boil water" in t for t in texts)
     assert "tablet" in search(base_url, "purification tablet", top_k=1)[0]["text"]
-    assert httpx.get(f"{base_url}/v1/knowledge/documents/boil-water").json()["version"] == 2
+    assert API.get(f"{base_url}/v1/knowledge/documents/boil-water").json()["version"] == 2
 
-    deleted = httpx.delete(f"{base_url}/v1/knowledge/documents/boil-water")
+    deleted = API.delete(f"{base_url}/v1/knowledge/documents/boil-water")
     assert deleted.status_code == 200 and deleted.json()["revision"] > updated.json()["revision"]
-    assert httpx.get(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
+    assert API.get(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
     assert all(
         h["citation"]["document_id"] != "boil-water"
         for h in search(base_url, "purification tablet")
     )
-    assert httpx.delete(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
+    assert API.delete(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
 
 
 def test_list_filters_and_pages(base_url: str) -> None:
     for i, category in enumerate(["weather_safety", "weather_safety", "healthcare"]):
-        reply = httpx.post(
+        reply = API.post(
             f"{base_url}/v1/knowledge/documents",
             timeout=60,
             json=doc(f"list-{i}", f"Safety note number {i}.", category=category),
         )
         assert reply.status_code == 201
-    page = httpx.get(
+    page = API.get(
         f"{base_url}/v1/knowledge/documents", params={"category": "weather_safety", "limit": 1}
     ).json()
     assert page["total"] == 2 and [d["id"] for d in page["data"]] == ["list-0"]
-    rest = httpx.get(
+    rest = API.get(
         f"{base_url}/v1/knowledge/documents",
         params={"category": "weather_safety", "limit": 1, "offset": 1},
     ).json()
@@ -129,27 +133,27 @@ def test_list_filters_and_pages(base_url: str) -> None:
     ],
 )
 def test_bad_searches_are_422(base_url: str, body: dict, param: str) -> None:
-    reply = httpx.post(f"{base_url}/v1/rag/search", json=body, timeout=30)
+    reply = API.post(f"{base_url}/v1/rag/search", json=body, timeout=30)
     assert reply.status_code == 422 and reply.json()["error"]["param"] == param
 
 
 def test_unknown_category_lists_the_valid_ones(base_url: str) -> None:
-    reply = httpx.post(f"{base_url}/v1/knowledge/documents", json=doc("x", "t", category="pop"))
+    reply = API.post(f"{base_url}/v1/knowledge/documents", json=doc("x", "t", category="pop"))
     assert reply.status_code == 422
     assert "weather_safety" in reply.json()["error"]["message"]
 
 
 def test_bad_documents_are_refused_and_store_nothing(base_url: str) -> None:
-    before = httpx.get(f"{base_url}/v1/knowledge/documents").json()["total"]
-    too_big = httpx.post(
+    before = API.get(f"{base_url}/v1/knowledge/documents").json()["total"]
+    too_big = API.post(
         f"{base_url}/v1/knowledge/documents", timeout=60, json=doc("big", "word " * MAX_CHARS)
     )
     assert too_big.status_code == 413 and too_big.json()["error"]["param"] == "text"
     no_title = {k: v for k, v in doc("no-title", "text").items() if k != "title"}
-    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=no_title).status_code == 422
-    bad_id = httpx.post(f"{base_url}/v1/knowledge/documents", json=doc("../etc/passwd", "t"))
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=no_title).status_code == 422
+    bad_id = API.post(f"{base_url}/v1/knowledge/documents", json=doc("../etc/passwd", "t"))
     assert bad_id.status_code == 422 and bad_id.json()["error"]["param"] == "id"
-    assert httpx.get(f"{base_url}/v1/knowledge/documents").json()["total"] == before
+    assert API.get(f"{base_url}/v1/knowledge/documents").json()["total"] == before
 
 
 def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) -> None:
@@ -199,12 +203,12 @@ def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) 
     assert "bad.txt" in first.stdout
     hits = search(base_url, "what spreads cholera", top_k=1)
     assert hits[0]["citation"]["document_id"] == "cholera"
-    assert httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["source"] == "academic"
+    assert API.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["source"] == "academic"
 
-    revision = httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"]
+    revision = API.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"]
     second = ingest()
     assert summary(second.stdout) == {"added": 0, "updated": 0, "unchanged": 71, "failed": 2}
-    assert httpx.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"] == revision
+    assert API.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"] == revision
 
 
 def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None:
@@ -215,9 +219,9 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
         category="healthcare",
         region="east-africa",
     )
-    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=cholera, timeout=60).is_success
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=cholera, timeout=60).is_success
     for segments in (1, 2):
-        reply = httpx.post(
+        reply = API.post(
             f"{base_url}/v1/evy/query",
             timeout=120,
             json={
@@ -250,7 +254,7 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
 )
 def test_bad_escalations(base_url: str, change: dict, status: int, param: str) -> None:
     body = {"node_id": "lil-001", "message": "flood coming what do i do", **change}
-    reply = httpx.post(f"{base_url}/v1/evy/query", json=body, timeout=60)
+    reply = API.post(f"{base_url}/v1/evy/query", json=body, timeout=60)
     assert reply.status_code == status and reply.json()["error"]["param"] == param
 
 
@@ -261,8 +265,8 @@ def test_legacy_search_keeps_the_prototype_shape(base_url: str) -> None:
         category="weather_safety",
         source="weather",
     )
-    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=lightning, timeout=60).is_success
-    reply = httpx.post(
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=lightning, timeout=60).is_success
+    reply = API.post(
         f"{base_url}/search",
         json={"query": "thunderstorm shelter under a tree", "top_k": 3},
         timeout=60,
@@ -275,7 +279,7 @@ def test_legacy_search_keeps_the_prototype_shape(base_url: str) -> None:
     assert "thunderstorm" in body["documents"][0]
     assert body["scores"] == sorted(body["scores"], reverse=True)
 
-    only_medical = httpx.post(
+    only_medical = API.post(
         f"{base_url}/search",
         json={"query": "thunderstorm", "filter_metadata": {"source": "medical"}},
         timeout=60,
@@ -293,12 +297,12 @@ def test_legacy_search_keeps_the_prototype_shape(base_url: str) -> None:
     ],
 )
 def test_legacy_search_bad_input_is_422(base_url: str, body: dict, needle: str) -> None:
-    reply = httpx.post(f"{base_url}/search", json=body, timeout=60)
+    reply = API.post(f"{base_url}/search", json=body, timeout=60)
     assert reply.status_code == 422 and needle in reply.json()["error"]["message"]
 
 
 def test_legacy_generate_keeps_the_prototype_shape(base_url: str) -> None:
-    reply = httpx.post(
+    reply = API.post(
         f"{base_url}/llm/generate",
         json={
             "prompt": "What should I do during a thunderstorm?",
@@ -314,11 +318,11 @@ def test_legacy_generate_keeps_the_prototype_shape(base_url: str) -> None:
     assert body["response"].strip() and body["model_used"] == "smollm2-135m-instruct"
     assert body["tokens_used"] > 0 and body["processing_time"] > 0
 
-    unknown = httpx.post(
+    unknown = API.post(
         f"{base_url}/llm/generate", json={"prompt": "hi", "model": "gpt-9"}, timeout=60
     )
     assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "model"
-    too_long = httpx.post(
+    too_long = API.post(
         f"{base_url}/llm/generate", json={"prompt": "hi", "max_length": 5000}, timeout=60
     )
     assert too_long.status_code == 422 and too_long.json()["error"]["param"] == "max_length"
@@ -326,11 +330,11 @@ def test_legacy_generate_keeps_the_prototype_shape(base_url: str) -> None:
 
 def test_new_rows_reach_the_indexes_on_schedule_and_on_demand(base_url: str) -> None:
     def unindexed() -> int:
-        status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+        status = API.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
         return sum(i["unindexed_rows"] for i in status["indexes"])
 
     note = doc("upkeep-note", "The well on the east side is dry until the rains return.")
-    assert httpx.post(f"{base_url}/v1/knowledge/documents", json=note, timeout=60).is_success
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=note, timeout=60).is_success
     wait_for(lambda: unindexed() == 0, 60, "the scheduled upkeep to index the new chunk")
 
     maintained = subprocess.run(
@@ -341,7 +345,7 @@ def test_new_rows_reach_the_indexes_on_schedule_and_on_demand(base_url: str) -> 
     )
     assert maintained.returncode == 0, maintained.stdout + maintained.stderr
     assert "optimized" in maintained.stdout and "FTS" in maintained.stdout
-    status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+    status = API.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
     assert status["embedding_model"] == "all-minilm-l6-v2" and status["dimensions"] == 384
     assert status["documents"] >= 1 and status["chunks"] >= status["documents"]
 
@@ -389,11 +393,11 @@ def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
     assert search(base_url, "clean the solar panels", top_k=1)[0]["citation"]["document_id"] == (
         "dump-7"
     )
-    assert httpx.get(f"{base_url}/v1/knowledge/documents/dump-8").json()["version"] == 2
+    assert API.get(f"{base_url}/v1/knowledge/documents/dump-8").json()["version"] == 2
 
     again = bulk()  # dump-8's first copy is written again, then its last copy
     assert summary(again.stdout) == {"added": 0, "updated": 2, "unchanged": 299, "failed": 1}
-    last = httpx.get(f"{base_url}/v1/knowledge/documents/dump-8").json()
+    last = API.get(f"{base_url}/v1/knowledge/documents/dump-8").json()
     assert last["text"] == "Hand pumps: grease monthly." and last["version"] == 4
 
 
@@ -417,7 +421,7 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
 
     async def race() -> tuple[list[str], dict]:
         finished: list[str] = []
-        async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+        async with httpx.AsyncClient(base_url=base_url, timeout=300, headers=API.headers) as client:
 
             async def ask(name: str, body: dict[str, object]) -> httpx.Response:
                 reply = await client.post("/v1/evy/query", json=body)
@@ -451,7 +455,7 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     cited = [c["document_id"] for c in body["citations"]]
     assert cited[0] == "emergency-numbers-ke" and "cpr" in cited
 
-    elsewhere = httpx.post(
+    elsewhere = API.post(
         f"{base_url}/v1/evy/query",
         json=escalation("fire in our house help", region="atlantis"),
         timeout=60,
@@ -460,7 +464,7 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     assert elsewhere["emergency_numbers"] == [{"service": "emergency", "number": "112"}]
     assert "fire" in [c["document_id"] for c in elsewhere["citations"]]
 
-    ordinary = httpx.post(
+    ordinary = API.post(
         f"{base_url}/v1/evy/query",
         json=escalation("smoke alarm beeping low battery", max_tokens=30),
         timeout=120,
@@ -473,7 +477,7 @@ def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     base_url: str, serve_cluster: ServeCluster, settings: Settings
 ) -> None:
     """Last in this module: it redeploys the app with another embedding model."""
-    before = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+    before = API.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
     assert before["documents"] > 300
     renamed = settings.model_copy(
         update={"embedder": settings.embedder.model_copy(update={"id": "minilm-v2-renamed"})}
@@ -482,7 +486,7 @@ def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     seen: list[dict] = []
 
     def reembedded() -> bool:
-        status = httpx.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+        status = API.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
         seen.append(status)
         return status["embedding_model"] == "minilm-v2-renamed" and not (
             status["reembedding"] or status["other_models"]
@@ -493,5 +497,5 @@ def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     assert after["documents"] == before["documents"] and after["chunks"] == before["chunks"]
     hits = search(base_url, "clean the solar panels", top_k=1, mode="vector")
     assert hits[0]["citation"]["document_id"] == "dump-7"
-    embedded = httpx.post(f"{base_url}/v1/embeddings", json={"input": "hi"}, timeout=30).json()
+    embedded = API.post(f"{base_url}/v1/embeddings", json={"input": "hi"}, timeout=30).json()
     assert embedded["model"] == "minilm-v2-renamed"

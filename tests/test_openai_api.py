@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from bigevy.config import Settings
-from tests.conftest import DEFAULT_MODEL, ServeCluster, wait_for
+from tests.conftest import API, DEFAULT_MODEL, ServeCluster, wait_for
 
 QUESTION = [{"role": "user", "content": "What should I do if a person is bleeding badly?"}]
 
@@ -22,7 +22,7 @@ def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="any-key-for-now", max_retries=0)
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=API.key, max_retries=0)
 
 
 def test_chat_completion_answers_with_usage(client: openai.OpenAI) -> None:
@@ -87,7 +87,7 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
 
 def test_model_defaults_when_request_names_none(base_url: str) -> None:
     body = {"messages": QUESTION, "max_tokens": 4}
-    reply = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=60)
+    reply = API.post(f"{base_url}/v1/chat/completions", json=body, timeout=60)
     assert reply.status_code == 200 and reply.json()["model"] == DEFAULT_MODEL
 
 
@@ -155,7 +155,7 @@ def test_empty_messages_is_422_naming_the_field(client: openai.OpenAI) -> None:
     ],
 )
 def test_malformed_bodies_are_422_in_openai_shape(base_url: str, body: bytes, param: str) -> None:
-    reply = httpx.post(
+    reply = API.post(
         f"{base_url}/v1/chat/completions",
         content=body,
         timeout=30,
@@ -167,17 +167,17 @@ def test_malformed_bodies_are_422_in_openai_shape(base_url: str, body: bytes, pa
 
 
 def test_unknown_route_is_404_in_the_same_shape(base_url: str) -> None:
-    reply = httpx.get(f"{base_url}/v1/nothing-here", timeout=10)
+    reply = API.get(f"{base_url}/v1/nothing-here", timeout=10)
     assert reply.status_code == 404 and reply.json()["error"]["message"]
 
 
 def test_health_readiness_and_model_status(client: openai.OpenAI, base_url: str) -> None:
     client.chat.completions.create(model=DEFAULT_MODEL, messages=QUESTION, max_tokens=8)
-    assert httpx.get(f"{base_url}/healthz").json() == {"alive": True}
-    ready = httpx.get(f"{base_url}/readyz")
+    assert API.get(f"{base_url}/healthz").json() == {"alive": True}
+    ready = API.get(f"{base_url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["models"] == {DEFAULT_MODEL: "ready"}
-    status = httpx.get(f"{base_url}/v1/admin/models").json()["data"][0]
+    status = API.get(f"{base_url}/v1/admin/models").json()["data"][0]
     assert status["state"] == "ready" and status["replicas"] == {"RUNNING": 1}
     assert status["tokens_generated"] > 0 and status["tokens_per_second"] > 0
     assert status["memory_bytes"] > 50 * 2**20 and status["context_length"] == 2048
@@ -185,7 +185,7 @@ def test_health_readiness_and_model_status(client: openai.OpenAI, base_url: str)
 
 def test_client_disconnect_stops_the_generation(base_url: str) -> None:
     def model_status() -> dict:
-        return httpx.get(f"{base_url}/v1/admin/models", timeout=10).json()["data"][0]
+        return API.get(f"{base_url}/v1/admin/models", timeout=10).json()["data"][0]
 
     before = model_status()
     body = {
@@ -196,7 +196,9 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
         "temperature": 0,
         "stream": True,
     }
-    with httpx.stream("POST", f"{base_url}/v1/completions", json=body, timeout=60) as reply:
+    with httpx.stream(
+        "POST", f"{base_url}/v1/completions", json=body, timeout=60, headers=API.headers
+    ) as reply:
         assert reply.status_code == 200
         lines = reply.iter_lines()
         received = [next(lines) for _ in range(6)]
@@ -205,7 +207,7 @@ def test_client_disconnect_stops_the_generation(base_url: str) -> None:
     after = model_status()
     assert after["active"] == 0
     assert after["tokens_generated"] - before["tokens_generated"] < 1000  # far from the 2000 asked
-    reply = httpx.post(
+    reply = API.post(
         f"{base_url}/v1/completions",
         timeout=30,
         json={"prompt": "Hello", "max_tokens": 4, "model": DEFAULT_MODEL},
@@ -233,7 +235,7 @@ def test_embeddings_with_the_openai_client(client: openai.OpenAI) -> None:
 
 def test_embedding_requests_are_batched_across_callers(base_url: str) -> None:
     async def many() -> list[list[float]]:
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with httpx.AsyncClient(timeout=60, headers=API.headers) as http:
             replies = await asyncio.gather(
                 *(
                     http.post(f"{base_url}/v1/embeddings", json={"input": f"question number {i}"})
@@ -258,6 +260,6 @@ def test_embedding_requests_are_batched_across_callers(base_url: str) -> None:
     ],
 )
 def test_bad_embedding_requests(base_url: str, body: dict, status: int, param: str) -> None:
-    reply = httpx.post(f"{base_url}/v1/embeddings", json=body, timeout=30)
+    reply = API.post(f"{base_url}/v1/embeddings", json=body, timeout=30)
     assert reply.status_code == status
     assert reply.json()["error"]["param"] == param

@@ -16,7 +16,7 @@ from bigevy.config import (
     SamplingDefaults,
     Settings,
 )
-from tests.conftest import DEFAULT_MODEL, ServeCluster, wait_for
+from tests.conftest import API, DEFAULT_MODEL, ServeCluster, wait_for
 
 
 def one_slot_model() -> ModelSpec:
@@ -47,7 +47,7 @@ def broken_embedder(tmp: Path) -> EmbedderSpec:
 
 async def flood(base_url: str, n: int) -> list[httpx.Response]:
     body = {"model": DEFAULT_MODEL, "prompt": "1, 2, 3, 4,", "max_tokens": 48, "temperature": 0}
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(timeout=120, headers=API.headers) as client:
         return await asyncio.gather(
             *(client.post(f"{base_url}/v1/completions", json=body) for _ in range(n))
         )
@@ -67,7 +67,7 @@ def test_flood_gets_503_with_retry_after_then_recovers(
             assert reply.json()["error"]["code"] == "overloaded"
         else:
             assert reply.json()["choices"][0]["text"]
-    again = httpx.post(
+    again = API.post(
         f"{base}/v1/completions",
         timeout=60,
         json={"model": DEFAULT_MODEL, "prompt": "Hello", "max_tokens": 4},
@@ -88,7 +88,7 @@ def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
 
     def broken_failed() -> bool:
         try:
-            reply = httpx.get(f"{base}/readyz", timeout=10)
+            reply = API.get(f"{base}/readyz", timeout=10)
             state = reply.json()["models"]["broken-model"]
         except (httpx.HTTPError, ValueError, KeyError):
             return False  # the gateway itself is not up yet
@@ -99,18 +99,18 @@ def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
     assert "loading" in [state for _, state in seen], seen  # it was tried before it failed
     assert all(code == 503 for code, _ in seen)
     wait_for(
-        lambda: httpx.get(f"{base}/readyz").json()["models"][DEFAULT_MODEL] == "ready",
+        lambda: API.get(f"{base}/readyz").json()["models"][DEFAULT_MODEL] == "ready",
         60,
         "the good model",
     )
-    assert httpx.get(f"{base}/readyz").status_code == 503
+    assert API.get(f"{base}/readyz").status_code == 503
 
-    statuses = {m["id"]: m for m in httpx.get(f"{base}/v1/admin/models").json()["data"]}
+    statuses = {m["id"]: m for m in API.get(f"{base}/v1/admin/models").json()["data"]}
     assert statuses["broken-model"]["state"] == "failed"
     assert statuses["broken-model"]["error"]  # the reason, for the operator
     assert statuses[DEFAULT_MODEL]["state"] == "ready"
 
-    served = httpx.post(
+    served = API.post(
         f"{base}/v1/chat/completions",
         timeout=60,
         json={
@@ -123,8 +123,8 @@ def test_readyz_false_while_a_model_is_not_loaded_then_true_after_redeploy(
 
     # Removing the model is a config change applied by redeploying the same app.
     serve_cluster.deploy(Settings(data_dir=tmp_path, models=[good]))
-    assert httpx.get(f"{base}/readyz").json()["models"] == {DEFAULT_MODEL: "ready"}
-    missing = httpx.post(
+    assert API.get(f"{base}/readyz").json()["models"] == {DEFAULT_MODEL: "ready"}
+    missing = API.post(
         f"{base}/v1/chat/completions",
         timeout=30,
         json={"model": "broken-model", "messages": [{"role": "user", "content": "hi"}]},
@@ -142,7 +142,7 @@ def test_redeploying_a_changed_model_drops_no_request(
     def ask_repeatedly() -> None:
         while not stop.is_set():
             try:
-                reply = httpx.post(
+                reply = API.post(
                     f"{base}/v1/chat/completions",
                     timeout=60,
                     json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16},
@@ -156,7 +156,7 @@ def test_redeploying_a_changed_model_drops_no_request(
         client.start()
 
     def replica() -> str | None:
-        return httpx.get(f"{base}/v1/admin/models", timeout=10).json()["data"][0]["replica"]
+        return API.get(f"{base}/v1/admin/models", timeout=60).json()["data"][0]["replica"]
 
     try:
         wait_for(lambda: len(outcomes) >= 3, 60, "traffic before the update")
@@ -186,20 +186,22 @@ def test_knowledge_routes_answer_503_while_the_embedder_cannot_serve(
 
     def refused_until_failed() -> bool:
         try:
-            reply = httpx.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=10)
+            reply = API.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=10)
             code = reply.json()["error"]["code"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return False  # the gateway itself is not up yet
+        if reply.status_code == 401:
+            return False  # the previous test's gateway, not yet rolled over
         assert reply.status_code == 503 and int(reply.headers["Retry-After"]) >= 1
         codes.append(code)
         return code == "embedder_failed"
 
     wait_for(refused_until_failed, 120, "the broken embedder to be reported failed")
     assert set(codes) <= {"embedder_loading", "embedder_failed"}, codes
-    search = httpx.post(f"{base}/v1/rag/search", json={"query": "flood"}, timeout=10)
+    search = API.post(f"{base}/v1/rag/search", json={"query": "flood"}, timeout=10)
     assert search.status_code == 503 and "Retry-After" in search.headers
     assert "embedding model" in search.json()["error"]["message"]
-    chat = httpx.post(
+    chat = API.post(
         f"{base}/v1/chat/completions",
         timeout=60,
         json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
@@ -207,5 +209,5 @@ def test_knowledge_routes_answer_503_while_the_embedder_cannot_serve(
     assert chat.status_code == 200  # answering without the knowledge base still works
 
     serve_cluster.deploy(Settings(data_dir=tmp_path))
-    reply = httpx.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=60)
+    reply = API.post(f"{base}/v1/embeddings", json={"input": "hi"}, timeout=60)
     assert reply.status_code == 200 and len(reply.json()["data"][0]["embedding"]) == 384

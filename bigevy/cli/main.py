@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,10 +39,24 @@ def _error_message(response: httpx.Response) -> str:
         return response.text.strip() or response.reason_phrase
 
 
+def _api_key() -> str | None:
+    """BIGEVY_API_KEY, else the admin key `bigevy up` left in the data dir."""
+    if key := os.environ.get("BIGEVY_API_KEY"):
+        return key.strip()
+    path = _settings().admin_key_file
+    return path.read_text().strip() if path.exists() else None
+
+
+def _auth() -> dict[str, str]:
+    key = _api_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _call(method: str, url: str, **kwargs: object) -> httpx.Response:
-    """One HTTP call to bigEVY; an unreachable server ends the command with status 1."""
+    """One HTTP call to bigEVY with the operator's key; an unreachable server ends the command
+    with status 1."""
     try:
-        return httpx.request(method, url, **kwargs)  # type: ignore[arg-type]
+        return httpx.request(method, url, headers=_auth(), **kwargs)  # type: ignore[arg-type]
     except httpx.HTTPError as exc:
         console.print(f"[red]bigEVY is not reachable at {url}[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -88,6 +103,8 @@ def up(
     from bigevy import cluster
 
     settings = _settings()
+    with console.status("preparing the metadata database"):
+        first_key = _first_admin_key(settings)
     with console.status("starting Ray"):
         if settings.ray_address is None:
             cluster.start_local_ray(settings)
@@ -106,18 +123,45 @@ def up(
             f"{counts['unchanged']} unchanged, {counts['failed']} failed"
         )
     model = settings.default_model
+    key_file = settings.admin_key_file
+    if first_key:
+        console.print(
+            f"first admin key (shown once; also saved to {key_file}, mode 0600):\n  {first_key}",
+            soft_wrap=True,
+        )
+    auth = f'-H "Authorization: Bearer $(cat {key_file})"'
     console.print(
         f"\n[bold green]bigEVY is up[/bold green] at {base}  (data dir: {settings.data_dir})\n"
-        f"  OpenAI API:  {base}/v1   docs: {base}/docs   status: bigevy status\n"
+        f"  OpenAI API:  {base}/v1   schema: {base}/openapi.json   status: bigevy status\n"
         f'  try:  bigevy chat "How do I purify water?"\n'
-        f"        curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+        f"        curl {base}/v1/chat/completions {auth} \\\n"
+        f"          -H 'Content-Type: application/json' \\\n"
         f'          -d \'{{"model": "{model}", "messages": '
         f'[{{"role": "user", "content": "Hello"}}]}}\'\n'
-        f"        curl {base}/v1/evy/query -H 'Content-Type: application/json' \\\n"
+        f"        curl {base}/v1/evy/query {auth} \\\n"
+        f"          -H 'Content-Type: application/json' \\\n"
         f'          -d \'{{"node_id": "demo", "message": "Flood coming, what do I do?"}}\'\n'
+        f"  enrol a lilEVY node: bigevy nodes token, then bigevy nodes enroll TOKEN --name ...\n"
         f"  stop: bigevy down",
         soft_wrap=True,
     )
+
+
+def _first_admin_key(settings: Settings) -> str | None:
+    """Migrate the metadata database; make the first admin key if there is none."""
+    from bigevy.fleet.service import open_fleet
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = open_fleet(settings).bootstrap_admin()
+    if key:
+        path = settings.admin_key_file
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        tmp.replace(path)
+    return key
 
 
 @app.command()
@@ -348,6 +392,7 @@ def chat(
             "POST",
             f"{_base_url(url)}/v1/chat/completions",
             json=body,
+            headers=_auth(),
             timeout=httpx.Timeout(10, read=300),
         ) as response:
             if response.status_code != 200:
@@ -401,8 +446,8 @@ def _print_knowledge(status: dict) -> None:
     console.print(table)
 
 
-def _json_or_exit(response: httpx.Response) -> dict:
-    if response.status_code != 200:
+def _json_or_exit(response: httpx.Response, expected: int = 200) -> dict:
+    if response.status_code != expected:
         console.print(f"[red]{response.status_code}[/red] {_error_message(response)}")
         raise typer.Exit(1)
     return response.json()
@@ -422,3 +467,326 @@ def knowledge_maintain(url: UrlOption = None) -> None:
     result = _json_or_exit(reply)
     console.print("done: " + ", ".join(result["done"]))
     _print_knowledge(result["status"])
+
+
+keys_app = typer.Typer(help="API keys: create, list, rotate, revoke.", no_args_is_help=True)
+nodes_app = typer.Typer(help="The lilEVY fleet: enrolment and node state.", no_args_is_help=True)
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(nodes_app, name="nodes")
+app.add_typer(db_app, name="db")
+
+
+def _ago(when: float | None) -> str:
+    if when is None:
+        return "-"
+    seconds = time.time() - when
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{max(seconds, 0):.0f}s ago"
+
+
+@keys_app.command("bootstrap")
+def keys_bootstrap() -> None:
+    """On the server, without bigEVY running: the first admin key (for `serve deploy` users;
+    `bigevy up` does this itself). Does nothing when an admin key exists."""
+    settings = _settings()
+    with console.status("preparing the metadata database"):
+        key = _first_admin_key(settings)
+    if key is None:
+        console.print("an admin key exists already; `bigevy keys create admin` makes another")
+        return
+    console.print(f"first admin key (shown once; saved to {settings.admin_key_file}):")
+    console.print(key, markup=False, soft_wrap=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Argument(help="admin, operator, reader or node")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    node: Annotated[str | None, typer.Option(help="The node a node key acts as.")] = None,
+    expires_in: Annotated[int | None, typer.Option(help="Seconds until it expires.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """A new API key; it is shown once."""
+    body = {"role": role, "name": name, "node_id": node, "expires_in_s": expires_in}
+    created = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/keys", json=body), 201)
+    console.print(f"{created['role']} key {created['id']} (shown once):")
+    console.print(created["key"], markup=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(url: UrlOption = None) -> None:
+    """Every key with its role and state (never the secret)."""
+    data = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/keys"))["data"]
+    table = Table("id", "role", "name", "node", "created", "last used", "state")
+    now = time.time()
+    for key in data:
+        expired = key["expires_at"] is not None and key["expires_at"] <= now
+        state = "revoked" if key["revoked_at"] else "expired" if expired else "active"
+        table.add_row(
+            key["id"],
+            key["role"],
+            key["name"],
+            key["node_id"] or "-",
+            _ago(key["created_at"]),
+            _ago(key["last_used_at"]),
+            state,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, url: UrlOption = None) -> None:
+    """The key stops working at once."""
+    _json_or_exit(_call("POST", f"{_base_url(url)}/v1/keys/{key_id}/revoke"))
+    console.print(f"key {key_id} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: str, url: UrlOption = None) -> None:
+    """A new key with the same role; the old one is revoked at once."""
+    created = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/keys/{key_id}/rotate"))
+    console.print(f"key {key_id} revoked; its replacement {created['id']} (shown once):")
+    console.print(created["key"], markup=False, soft_wrap=True)
+
+
+@nodes_app.command("token")
+def nodes_token(
+    region: Annotated[str | None, typer.Option(help="Pin the node to this region.")] = None,
+    note: Annotated[str, typer.Option(help="Who or what the token is for.")] = "",
+    expires_in: Annotated[int | None, typer.Option(help="Seconds (default a day).")] = None,
+    url: UrlOption = None,
+) -> None:
+    """A one-time enrolment token for a new lilEVY node."""
+    body = {"region": region, "note": note, "expires_in_s": expires_in}
+    token = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/enrollment-tokens", json=body), 201)
+    console.print(f"enrolment token (one-time, expires {time.ctime(token['expires_at'])}):")
+    console.print(token["token"], markup=False, soft_wrap=True)
+
+
+@nodes_app.command("list")
+def nodes_list(
+    state: Annotated[list[str] | None, typer.Option(help="online, stale, offline, ...")] = None,
+    region: Annotated[list[str] | None, typer.Option()] = None,
+    url: UrlOption = None,
+) -> None:
+    """The fleet: each node's state, last heartbeat and vital signs."""
+    params = {"state": state or [], "region": region or [], "limit": 1000}
+    page = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/nodes", params=params))
+    table = Table("node", "name", "region", "state", "last seen", "battery", "queue", "knowledge")
+    for node in page["data"]:
+        status = node["last_status"] or {}
+        battery = status.get("battery_percent")
+        table.add_row(
+            node["id"],
+            node["name"],
+            node["region"],
+            node["state"],
+            _ago(node["last_seen_at"]),
+            "-" if battery is None else f"{battery:.0f}%",
+            str(status.get("queue_depth", "-")),
+            str(status.get("knowledge_revision") or "-"),
+        )
+    console.print(table)
+    console.print(f"{page['total']} node(s)")
+
+
+@nodes_app.command("show")
+def nodes_show(node_id: str, url: UrlOption = None) -> None:
+    """One node: what it said at enrolment, and its recent heartbeats."""
+    node = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/nodes/{node_id}"))
+    for field_name in ("id", "name", "region", "location", "phone_number", "hardware", "model"):
+        console.print(f"{field_name:>14}: {node[field_name]}", markup=False)
+    console.print(f"{'state':>14}: {node['state']} (last seen {_ago(node['last_seen_at'])})")
+    table = Table("received", "battery", "power", "sms in/out", "queue", "free MB", "links")
+    for beat in node["heartbeats"]:
+        battery = beat["battery_percent"]
+        table.add_row(
+            _ago(beat["received_at"]),
+            "-" if battery is None else f"{battery:.0f}%",
+            beat["power_source"],
+            f"{beat['sms_in']}/{beat['sms_out']}",
+            str(beat["queue_depth"]),
+            "-" if beat["free_storage_mb"] is None else f"{beat['free_storage_mb']:.0f}",
+            ",".join(beat["connectivity"]) or "-",
+        )
+    console.print(table)
+
+
+@nodes_app.command("revoke")
+def nodes_revoke(node_id: str, url: UrlOption = None) -> None:
+    """The node and its keys stop working at once; its history is kept."""
+    _json_or_exit(_call("POST", f"{_base_url(url)}/v1/nodes/{node_id}/revoke"))
+    console.print(f"node {node_id} revoked")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the metadata database's migrations (bigevy up does this too)."""
+    from bigevy.fleet.db import current_revision, make_engine, upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.metadata_url)
+    before = current_revision(engine)
+    upgrade(engine)
+    console.print(f"metadata database at revision {current_revision(engine)} (was {before})")
+
+
+# -- lilEVY edge: enrol a node from the command line, simulate a fleet ------------------------
+
+
+def _write_private_json(path: Path, data: dict) -> None:
+    """Atomically, mode 0600: the file holds a node key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+@nodes_app.command("enroll")
+def nodes_enroll(
+    token: Annotated[str, typer.Argument(help="From `bigevy nodes token`.")],
+    name: Annotated[str, typer.Option(help="The node's name.")],
+    region: Annotated[str | None, typer.Option(help="Its region (a token's region wins).")] = None,
+    phone: Annotated[str, typer.Option(help="The SIM's phone number.")] = "",
+    hardware: Annotated[str, typer.Option(help="e.g. Raspberry Pi 4 + SIM800.")] = "",
+    location: Annotated[str, typer.Option(help="Where it stands.")] = "",
+    state_file: Annotated[
+        Path | None,
+        typer.Option(help="Where to keep its id and key (default <data_dir>/edge/<id>.json)."),
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Enrol a lilEVY node (the token is its only credential), save its key, heartbeat once."""
+    import asyncio
+
+    from bigevy.edge.client import EdgeClient, HeartbeatReply, HeartbeatStatus, NodeDescription
+    from bigevy.edge.errors import EdgeError
+
+    base = _base_url(url)
+    description = NodeDescription(
+        name=name, phone_number=phone, hardware=hardware, location=location
+    )
+    if region:
+        description.region = region
+
+    async def run() -> tuple[str, Path, str]:
+        async with EdgeClient(base) as edge:
+            enrolled = await edge.enroll(token, description)
+            state = {
+                "node_id": enrolled.node_id,
+                "node_key": enrolled.node_key,
+                "base_url": base,
+                "signing_public_key": enrolled.signing_public_key,
+            }
+            path = state_file or _settings().data_dir / "edge" / f"{enrolled.node_id}.json"
+            _write_private_json(path, state)
+            try:
+                reply = await edge.heartbeat(HeartbeatStatus(connectivity=["internet"]))
+            except EdgeError as exc:
+                return enrolled.node_id, path, f"its first heartbeat failed: {exc}"
+            said = reply.state if isinstance(reply, HeartbeatReply) else "queued"
+            return enrolled.node_id, path, said
+
+    try:
+        node_id, path, state = asyncio.run(run())
+    except EdgeError as exc:
+        console.print(f"[red]enrolment failed[/red]: {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"node {node_id} enrolled; its key is in {path} (mode 0600)", soft_wrap=True)
+    if state != "online":
+        console.print(f"[red]{state}[/red]", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"node {node_id} is [green]online[/green] (first heartbeat acknowledged)")
+
+
+fleet_app = typer.Typer(help="Fleet-wide tools: a simulated lilEVY fleet.", no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+@fleet_app.command("simulate")
+def fleet_simulate(
+    nodes: Annotated[int, typer.Option(min=1, help="Simulated lilEVY nodes.")] = 10,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load.")] = 60,
+    heartbeat_interval: Annotated[float, typer.Option(min=0.1, help="Seconds.")] = 5.0,
+    question_every: Annotated[
+        float, typer.Option(min=0.1, help="Mean seconds between a node's questions.")
+    ] = 60.0,
+    region: Annotated[str, typer.Option(help="The nodes' region.")] = "KE",
+    url: UrlOption = None,
+) -> None:
+    """Enrol N simulated nodes that heartbeat and escalate SMS questions; report the load."""
+    from rich.progress import BarColumn
+
+    from bigevy.edge.simulator import Progress as SimProgress
+    from bigevy.edge.simulator import simulate
+
+    key = _api_key()
+    if not key:
+        console.print("[red]no API key[/red]: set BIGEVY_API_KEY to an admin key")
+        raise typer.Exit(1)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("enrolling", total=nodes)
+
+        def show(p: SimProgress) -> None:
+            if p.phase == "running":
+                text = (
+                    f"running: {p.heartbeats} heartbeats, {p.escalations} answers, "
+                    f"{p.failures} failures"
+                )
+            else:
+                text = p.phase
+            bar.update(task, description=text, completed=p.done, total=p.total or None)
+
+        report = simulate(
+            _base_url(url),
+            key,
+            nodes,
+            duration,
+            heartbeat_interval_s=heartbeat_interval,
+            question_every_s=question_every,
+            region=region,
+            on_progress=show,
+        )
+        bar.update(task, description="done", completed=1, total=1)
+    console.print(
+        f"{report.nodes} node(s) for {report.duration_s:.0f} s: "
+        f"[bold]{report.heartbeats_per_s:.1f} heartbeats/s[/bold] sustained "
+        f"({report.acknowledged_heartbeats} acknowledged)"
+    )
+    table = Table("kind", "ok", "failed", "queued", "p50 ms", "p95 ms", "p99 ms")
+    for kind, stats in report.kinds.items():
+        table.add_row(
+            kind,
+            str(stats.ok),
+            str(stats.failed),
+            str(stats.queued),
+            _ms(stats.p(50)),
+            _ms(stats.p(95)),
+            _ms(stats.p(99)),
+        )
+    console.print(table)
+    seen = ", ".join(f"{k}: {n}" for k, n in sorted(report.responses.items())) or "-"
+    failed = ", ".join(f"{k}: {n}" for k, n in sorted(report.failures.items())) or "none"
+    console.print(f"responses (every try): {seen}", soft_wrap=True)
+    console.print(f"failed for good: {failed}", soft_wrap=True)
+    colour = "red" if report.server_errors else "green"
+    console.print(
+        f"5xx: [{colour}]{report.server_errors}[/{colour}]   outbox depth at the end: "
+        f"{report.outbox_depth}   dead letters: {report.dead_letters}"
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
@@ -44,9 +47,20 @@ from bigevy.api.openai import (
     ModelList,
 )
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
-from bigevy.gateway.access import ANY_ROLE, OPERATORS, Authenticator, OpenAccess, Role, allow
+from bigevy.fleet.service import FleetService
+from bigevy.gateway.access import (
+    ANY_ROLE,
+    OPERATORS,
+    Authenticator,
+    KeyAuthenticator,
+    Role,
+    acting_as,
+    allow,
+)
+from bigevy.gateway.bodylimit import BodyLimit
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.evy import EvyService
+from bigevy.gateway.fleet import IdempotencyKey, add_fleet_routes, caller_of, claim_or_replay
 from bigevy.gateway.gate import DeploymentGate
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.legacy import LegacyService
@@ -139,6 +153,7 @@ def create_app(
     service: OpenAIService,
     embeddings: EmbeddingService,
     knowledge: KnowledgeGateway,
+    fleet: FleetService,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
     evy = EvyService(service, knowledge)
@@ -158,11 +173,21 @@ def create_app(
     app = FastAPI(
         title="bigEVY",
         version="0.1.0",
-        description="Central node of the EVY network: OpenAI-compatible answers for lilEVY.",
+        description="Central node of the EVY network: OpenAI-compatible answers for lilEVY. "
+        "Every route but /healthz and /readyz takes `Authorization: Bearer <key>`; "
+        "`x-bigevy-roles` on each operation says which keys it admits.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, to key holders only
     )
     app.state.service = service
-    app.state.authenticator = authenticator or OpenAccess()
+    app.state.authenticator = authenticator or KeyAuthenticator(fleet)
     _install_error_handlers(app, retry_after)
+    limits = service.settings.fleet
+    app.add_middleware(
+        BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
+    )
+    add_fleet_routes(app.router, fleet, knowledge.revision)
 
     async def guarded(call: Any) -> Any:
         try:
@@ -174,6 +199,11 @@ def create_app(
             if error is None:
                 raise
             raise error from None
+
+    @app.get("/openapi.json", tags=["ops"], dependencies=[allow(ANY_ROLE)])
+    async def openapi() -> JSONResponse:
+        """This API's OpenAPI document."""
+        return JSONResponse(app.openapi())
 
     @app.get("/healthz", response_model=Liveness, tags=["ops"])
     async def healthz() -> Liveness:
@@ -357,9 +387,40 @@ def create_app(
         tags=["evy"],
         dependencies=[allow(ESCALATORS), searching],
     )
-    async def evy_query(query: EvyQuery) -> EvyAnswer:
-        """A lilEVY escalation: a grounded, cited answer, and the same cut to fit its SMS."""
-        return await guarded(evy.query(query))
+    async def evy_query(
+        query: EvyQuery, request: Request, idempotency_key: str | None = IdempotencyKey
+    ) -> Any:
+        """A lilEVY escalation: a grounded, cited answer, and the same cut to fit its SMS.
+
+        A node key asks only as its own node; an `Idempotency-Key` retried (a node's outbox
+        after an outage) gets the first answer again, not a second one."""
+        caller = caller_of(request)
+        acting_as(caller, query.node_id)
+        scope = caller.node_id or caller.key_id or "anonymous"
+        route = "/v1/evy/query"
+        if replayed := await claim_or_replay(fleet, scope, idempotency_key, route):
+            return replayed
+        started = time.perf_counter()
+        try:
+            answer: EvyAnswer = await guarded(evy.query(query))
+        except BaseException:
+            if idempotency_key:
+                await asyncio.to_thread(fleet.release_reply, scope, idempotency_key)
+            raise
+        body = answer.model_dump(mode="json")
+        await asyncio.to_thread(
+            fleet.record_escalation,
+            reply=(scope, idempotency_key, body) if idempotency_key else None,
+            node_id=caller.node_id,
+            language=query.language,
+            region=query.region,
+            message_chars=len(query.message),
+            emergency_kind=answer.triage.kind,
+            model=answer.model,
+            sms_segments=answer.sms_segments,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return answer
 
     @app.post(
         "/llm/generate",
@@ -394,4 +455,16 @@ def create_app(
         """Each model's state, replicas and throughput."""
         return ModelStatusList(data=await service.model_status())
 
+    _document_roles(app)
     return app
+
+
+def _document_roles(app: FastAPI) -> None:
+    """Each operation's `x-bigevy-roles`: the roles its `allow(...)` admits."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for dependency in route.dependant.dependencies:
+            roles = getattr(dependency.call, "roles", None)
+            if roles is not None:
+                route.openapi_extra = {"x-bigevy-roles": sorted(roles)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from bigevy.api.knowledge import (
@@ -37,12 +38,26 @@ class KnowledgeBackend(Protocol):
     async def delete(self, document_id: str) -> WriteResult: ...
     async def search(self, query: str, mode: str, filters: SearchFilters, k: int) -> list[Hit]: ...
     async def stats(self) -> dict[str, Any]: ...
+    async def revision(self) -> int: ...
     async def maintain(self) -> list[str]: ...
+
+
+#: How long the knowledge revision told to heartbeating nodes may lag a write.
+REVISION_TTL_S = 5.0
 
 
 class KnowledgeGateway:
     def __init__(self, backend: KnowledgeBackend) -> None:
         self.backend = backend
+        self._revision = (0, float("-inf"))
+
+    async def revision(self) -> int:
+        """The knowledge base's latest revision, asked at most every few seconds."""
+        value, at = self._revision
+        if time.monotonic() - at > REVISION_TTL_S:
+            value = await self.backend.revision()
+            self._revision = (value, time.monotonic())
+        return value
 
     async def put(self, document_id: str, body: DocumentBody) -> WriteOut:
         doc = DocumentIn(id=document_id, **body.model_dump(exclude={"id"}))

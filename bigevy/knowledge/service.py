@@ -154,6 +154,9 @@ class KnowledgeService:
         self.reembedding = None
         return done
 
+    async def revision(self) -> int:
+        return self.store.revision()
+
     async def stats(self) -> dict[str, Any]:
         stats = await asyncio.to_thread(self.store.stats)
         return {**stats, "reembedding": self.reembedding}

@@ -1,0 +1,97 @@
+"""Bulk ingestion throughput: `bigevy ingest --bulk`'s Ray Data pipeline (read, chunk, skip
+unchanged, embed on an actor pool, write through the knowledge deployment) vs. raw
+`SentenceTransformer.encode` of the very same chunks in-process.
+
+    .venv/bin/python benchmarks/bulk_ingest.py [--docs 1000] [--actors 1]
+
+Goal (issue 3): pipeline chunks/s >= 0.8x raw embedding chunks/s. SciFact abstracts from
+../shared/data/scifact are the corpus (synthetic notes when it is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from local_serve import start_serve
+
+from bigevy.config import Settings
+from bigevy.knowledge.chunking import chunk_text
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def corpus(n: int, path: Path) -> list[str]:
+    """Write `n` documents as JSONL to `path`; return their chunk texts (what gets embedded)."""
+    rows: list[dict[str, str]] = []
+    if SCIFACT.exists():
+        with SCIFACT.open() as f:
+            for line in f:
+                record = json.loads(line)
+                rows.append({"id": record["_id"], "title": record["title"], "text": record["text"]})
+                if len(rows) == n:
+                    break
+    while len(rows) < n:
+        i = len(rows)
+        rows.append({"id": f"note-{i}", "title": f"Note {i}", "text": f"Flood note {i}. " * 40})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = Settings()
+    size, overlap = settings.knowledge.chunk_size, settings.knowledge.chunk_overlap
+    return [c.text for r in rows for c in chunk_text(r["text"], size, overlap)]
+
+
+def raw_chunks_per_second(chunks: list[str]) -> float:
+    from bigevy.knowledge.embedder import Embedder
+
+    embedder = Embedder(Settings().embedder)
+    embedder.encode(chunks[:64])  # warm-up
+    started = time.perf_counter()
+    embedder.encode(chunks)
+    elapsed = time.perf_counter() - started
+    del embedder
+    return len(chunks) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--actors", type=int, default=1, help="embedding actors")
+    parser.add_argument("--batch", type=int, default=256, help="documents per batch")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bigevy-bulk-"))
+    chunks = corpus(args.docs, work / "corpus.jsonl")
+    raw = raw_chunks_per_second(chunks)
+
+    from bigevy.knowledge import bulk
+
+    settings = Settings(data_dir=work / "data")
+    start_serve(settings, num_cpus=4)
+    started = time.perf_counter()
+    report = bulk.run(
+        [str(work / "corpus.jsonl")],
+        bulk.ServeWriter(settings.app_name),
+        embedder=settings.embedder,
+        knowledge=settings.knowledge,
+        defaults={"category": "research", "source": "academic"},
+        embed_actors=args.actors,
+        batch_docs=args.batch,
+    )
+    elapsed = time.perf_counter() - started
+    assert report.counts["added"] == args.docs, report.counts
+    assert report.chunks == len(chunks), (report.chunks, len(chunks))
+    pipeline = report.chunks / elapsed
+    print(f"{args.docs} documents, {len(chunks)} chunks, {args.actors} embedding actor(s)")
+    print(f"raw encode (in-process, batch 32): {raw:8.1f} chunks/s")
+    print(f"bulk pipeline (end to end):        {pipeline:8.1f} chunks/s  ({elapsed:.1f} s)")
+    print(f"ratio bulk/raw: {pipeline / raw:.3f}  (goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

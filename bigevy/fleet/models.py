@@ -1,0 +1,164 @@
+"""The metadata database's tables: who may call bigEVY, which nodes exist and how they are.
+
+Knowledge lives in LanceDB; this is the small, relational rest, shared by every gateway
+replica: SQLite in the data dir on one host, PostgreSQL when replicas run on many hosts.
+Times are Unix seconds (floats): the same on both databases, and what the API speaks.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiKey(Base):
+    """A key is `bevy_<id>_<secret>`: the id finds the row, only the secret's hash is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    #: The key this one replaced by rotation, for the audit trail.
+    rotated_from: Mapped[str | None] = mapped_column(String(32))
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(100), index=True)
+    location: Mapped[str] = mapped_column(String(200), default="")
+    phone_number: Mapped[str] = mapped_column(String(32), default="")
+    hardware: Mapped[str] = mapped_column(String(200), default="")
+    model: Mapped[str] = mapped_column(String(200), default="")
+    storage_mb: Mapped[int] = mapped_column(Integer, default=0)
+    software_version: Mapped[str] = mapped_column(String(64), default="")
+    enrolled_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float | None] = mapped_column(Float, index=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    #: The latest heartbeat's figures, so listing the fleet reads one row per node.
+    last_status: Mapped[dict | None] = mapped_column(JSON)
+
+
+class EnrollmentToken(Base):
+    """One-time: only its hash is kept, and `used_by` is set in the same transaction as the
+    node it created."""
+
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    region: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"))
+
+
+class Heartbeat(Base):
+    __tablename__ = "heartbeats"
+    __table_args__ = (
+        UniqueConstraint("node_id", "idempotency_key", name="uq_heartbeat_idempotency"),
+        Index("ix_heartbeats_node_time", "node_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"))
+    received_at: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[float] = mapped_column(Float)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    battery_percent: Mapped[float | None] = mapped_column(Float)
+    power_source: Mapped[str] = mapped_column(String(16))
+    uptime_s: Mapped[float] = mapped_column(Float)
+    sms_in: Mapped[int] = mapped_column(Integer)
+    sms_out: Mapped[int] = mapped_column(Integer)
+    queue_depth: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(200), default="")
+    knowledge_revision: Mapped[int | None] = mapped_column(Integer)
+    free_storage_mb: Mapped[float | None] = mapped_column(Float)
+    connectivity: Mapped[list] = mapped_column(JSON)
+
+
+class IdempotentReply(Base):
+    """A reply already given to (caller, Idempotency-Key): a retried request gets it again
+    instead of being done twice (a lilEVY outbox retries until it hears back)."""
+
+    __tablename__ = "idempotent_replies"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotent_reply"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(100))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Escalation(Base):
+    """One answered lilEVY question, for analytics (what was asked is not kept: SMS are
+    personal; its length, language and outcome are)."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    received_at: Mapped[float] = mapped_column(Float, index=True)
+    language: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(100))
+    message_chars: Mapped[int] = mapped_column(Integer)
+    emergency_kind: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    sms_segments: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class NodeSync(Base):
+    """What knowledge a node holds: the revision it acknowledged (edge sync, issue 5)."""
+
+    __tablename__ = "node_sync"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    knowledge_revision: Mapped[int] = mapped_column(Integer, default=0)
+    package_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Rollout(Base):
+    """A staged rollout of a model or a knowledge pack to a share of the fleet."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # model | knowledge
+    target: Mapped[str] = mapped_column(String(200))
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    regions: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)

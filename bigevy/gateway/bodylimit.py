@@ -1,0 +1,73 @@
+"""Request bodies over a size limit are refused with 413 before they are read into memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bigevy.errors import PayloadTooLarge
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Routes nodes call: their bodies are small, so their limit is too.
+NODE_ROUTES = ("/v1/nodes", "/v1/evy/query", "/llm/generate", "/search")
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_node_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_node_bytes = max_node_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        limit = self.max_node_bytes if path.startswith(NODE_ROUTES) else self.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit)
+            return
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await _refuse(send, limit)
+        except Exception:
+            if not refused:
+                raise
+            await _refuse(send, limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    error = PayloadTooLarge(f"request body over the {limit}-byte limit of this route")
+    body = json.dumps(error.to_dict()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

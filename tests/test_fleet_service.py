@@ -1,0 +1,182 @@
+"""The fleet's database layer on SQLite and on a real PostgreSQL: migrations from empty,
+keys, enrolment, heartbeats and node state as time passes. No Ray needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bigevy.api.fleet import EnrollRequest, HeartbeatIn
+from bigevy.config import FleetSpec
+from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
+from bigevy.fleet.db import current_revision, head_revision, make_engine, upgrade
+from bigevy.fleet.models import ApiKey, Heartbeat, Node
+from bigevy.fleet.roles import Role
+from bigevy.fleet.service import FleetService
+from bigevy.fleet.signing import SigningKey
+from tests.postgres import database_url
+
+FIXTURES = (database_url,)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def fleet(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[FleetService]:
+    engine = make_engine(database_url)
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    upgrade(engine)  # a second start changes nothing
+    yield FleetService(
+        engine,
+        FleetSpec(stale_after_s=180, offline_after_s=1800),
+        SigningKey.load_or_create(tmp_path / "signing.pem"),
+        clock=clock,
+    )
+    engine.dispose()
+
+
+def enroll(fleet: FleetService, **description: str) -> tuple[str, str]:
+    token = fleet.create_token(None, None, "", None).token
+    done = fleet.enroll(EnrollRequest(token=token, name="lil-1", **description))
+    return done.node_id, done.node_key
+
+
+def count(fleet: FleetService, model: type) -> int:
+    with fleet.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def refused(call: object, error: type[BigEvyError], code: str | None = None) -> BigEvyError:
+    with pytest.raises(error) as caught:
+        call()  # type: ignore[operator]
+    if code is not None:
+        assert caught.value.code == code
+    return caught.value
+
+
+def test_keys_are_shown_once_stored_hashed_and_checked(fleet: FleetService, clock: Clock) -> None:
+    first = fleet.bootstrap_admin()
+    assert first is not None and first.startswith("bevy_")
+    assert fleet.bootstrap_admin() is None  # there is an admin already
+    assert fleet.authenticate(first).role == Role.admin
+    with fleet.sessions() as session:
+        stored = session.scalars(select(ApiKey)).one()
+        assert first.split("_")[-1] not in stored.secret_hash  # only a hash is kept
+
+    refused(lambda: fleet.authenticate(None), Unauthorized, "missing_api_key")
+    refused(lambda: fleet.authenticate("bevy_nothing_here"), Unauthorized, "invalid_api_key")
+    refused(lambda: fleet.authenticate(first[:-2] + "xx"), Unauthorized, "invalid_api_key")
+
+    reader = fleet.create_key(Role.reader, "dashboards", expires_in_s=3600)
+    assert fleet.authenticate(reader.key).role == Role.reader
+    clock.now += 3601
+    refused(lambda: fleet.authenticate(reader.key), Unauthorized, "expired_api_key")
+
+    operator = fleet.create_key(Role.operator, "ops")
+    rotated = fleet.rotate_key(operator.id)
+    assert rotated.rotated_from == operator.id and rotated.role == Role.operator
+    refused(lambda: fleet.authenticate(operator.key), Unauthorized, "revoked_api_key")
+    assert fleet.authenticate(rotated.key).key_id == rotated.id
+    refused(lambda: fleet.rotate_key(operator.id), Conflict)
+    fleet.revoke_key(rotated.id)
+    refused(lambda: fleet.authenticate(rotated.key), Unauthorized, "revoked_api_key")
+    refused(lambda: fleet.revoke_key("no-such-key"), NotFound)
+
+
+def test_enrolment_is_one_time_and_refusals_write_nothing(
+    fleet: FleetService, clock: Clock
+) -> None:
+    token = fleet.create_token(600, "KE", "for the Kisumu clinic", None)
+    enrolled = fleet.enroll(
+        EnrollRequest(token=token.token, name="kisumu-1", region="elsewhere", storage_mb=512)
+    )
+    assert enrolled.node_id.startswith("node-") and enrolled.signing_public_key
+    caller = fleet.authenticate(enrolled.node_key)
+    assert (caller.role, caller.node_id) == (Role.node, enrolled.node_id)
+    assert fleet.get_node(enrolled.node_id).region == "KE"  # the token's region wins
+
+    nodes, keys = count(fleet, Node), count(fleet, ApiKey)
+    again = EnrollRequest(token=token.token, name="impostor")
+    refused(lambda: fleet.enroll(again), Conflict, "enrollment_token_used")
+    late = fleet.create_token(600, None, "", None)
+    clock.now += 601
+    refused(
+        lambda: fleet.enroll(EnrollRequest(token=late.token, name="late")),
+        Unauthorized,
+        "enrollment_token_expired",
+    )
+    forged = EnrollRequest(token=late.token[:-3] + "abc", name="forger")
+    refused(lambda: fleet.enroll(forged), Unauthorized, "invalid_enrollment_token")
+    assert (count(fleet, Node), count(fleet, ApiKey)) == (nodes, keys)
+
+
+def test_heartbeats_make_a_node_online_then_stale_then_offline(
+    fleet: FleetService, clock: Clock
+) -> None:
+    node_id, _ = enroll(fleet, region="KE")
+    other, _ = enroll(fleet, region="UG")
+    assert fleet.get_node(node_id).state == "never_seen"
+
+    beat = HeartbeatIn(battery_percent=81, power_source="solar", sms_in=3, queue_depth=1)
+    assert fleet.heartbeat(node_id, beat, "beat-1") is False
+    assert fleet.heartbeat(node_id, beat, "beat-1") is True  # the outbox retried: stored once
+    fleet.heartbeat(other, beat, None)
+    assert count(fleet, Heartbeat) == 2
+    node = fleet.get_node(node_id)
+    assert node.state == "online" and node.last_status["battery_percent"] == 81
+    assert [h.sms_in for h in node.heartbeats] == [3]
+
+    clock.now += 200
+    assert fleet.get_node(node_id).state == "stale"
+    fleet.heartbeat(other, beat, None)
+    online, total = fleet.list_nodes(["online"], [], 0, 100)
+    assert [n.id for n in online] == [other] and total == 1
+    clock.now += 1800
+    assert [n.id for n in fleet.list_nodes(["offline"], ["KE"], 0, 100)[0]] == [node_id]
+
+    fleet.revoke_node(node_id)
+    assert fleet.get_node(node_id).state == "revoked"
+    refused(lambda: fleet.heartbeat(node_id, beat, None), Conflict, "node_revoked")
+    refused(lambda: fleet.heartbeat("node-unknown", beat, None), NotFound)
+
+
+def test_a_reply_is_reserved_before_it_is_given_so_retries_are_answered_once(
+    fleet: FleetService, clock: Clock
+) -> None:
+    node_id, _ = enroll(fleet)
+    assert fleet.claim_reply(node_id, "sms-1", "/v1/evy/query") is None
+    refused(lambda: fleet.claim_reply(node_id, "sms-1", "/v1/evy/query"), Conflict)
+    fleet.record_escalation(
+        reply=(node_id, "sms-1", {"sms": "Call 112 now."}),
+        node_id=node_id,
+        language="en",
+        region="KE",
+        message_chars=12,
+        emergency_kind="fire",
+        model="knowledge-base",
+        sms_segments=1,
+        latency_ms=40.0,
+    )
+    assert fleet.claim_reply(node_id, "sms-1", "/v1/evy/query") == (200, {"sms": "Call 112 now."})
+
+    assert fleet.claim_reply(node_id, "sms-2", "/v1/evy/query") is None
+    fleet.release_reply(node_id, "sms-2")  # answering failed: a retry is answered afresh
+    assert fleet.claim_reply(node_id, "sms-2", "/v1/evy/query") is None
+    clock.now += 601  # the replica answering it died: its reservation is taken over
+    assert fleet.claim_reply(node_id, "sms-2", "/v1/evy/query") is None
