@@ -486,7 +486,11 @@ def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     seen: list[dict] = []
 
     def reembedded() -> bool:
-        status = API.get(f"{base_url}/v1/knowledge/status", timeout=30).json()
+        reply = API.get(f"{base_url}/v1/knowledge/status", timeout=30)
+        if reply.status_code == 503:  # the knowledge deployment is rolling over
+            assert "Retry-After" in reply.headers
+            return False
+        status = reply.json()
         seen.append(status)
         return status["embedding_model"] == "minilm-v2-renamed" and not (
             status["reembedding"] or status["other_models"]
