@@ -1,18 +1,21 @@
 """SciFact retrieval quality (BEIR protocol) of bigEVY's knowledge base, per search mode, next to
 LanceDB's out-of-the-box hybrid search over the same corpus.
 
-    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train]
+    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train] [--title-in-chunks]
 
 Why: `KnowledgeStore.search` is what the server answers with, so the corpus goes in through our
 own path (ingest.read -> KnowledgeService.put_many -> chunking, packaged embedder,
-KnowledgeStore.upsert) and the queries go through `KnowledgeStore.search`, in process, no Ray.
+KnowledgeStore.upsert_many) and the queries go through `KnowledgeStore.search`, in process, no
+Ray. `--title-in-chunks` measures a proposed write change (each chunk starts with its title);
+drop the flag once `KnowledgeService.chunk` does that itself, or the title is doubled.
 The baseline is what a LanceDB user gets without any of our choices: one row per document
 (title + text), an FTS index on it, and `hybrid` search fused with the default `RRFReranker()`.
 
 Metrics are document-level (a document ranks by its best chunk) and computed here with the
 standard BEIR formulas: nDCG@10 with graded gains from the qrels, Recall@100. Tune on `train`,
 report `test`. Embeddings are cached under /tmp/scifact-bench (keyed by model and text), and so
-is the ingested store, so a second run does not embed again.
+is the ingested store (per chunking; `--rebuild` after changing write code), so a second run
+neither embeds nor ingests again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import math
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -170,16 +174,19 @@ def build_store(
     cache: Path,
     *,
     title_in_chunks: bool = False,
+    rebuild: bool = False,
     batch: int = 64,
 ) -> KnowledgeStore:
     """The corpus in a KnowledgeStore through KnowledgeService; reused when already complete."""
     name = f"store-{embedder.model_id}-c{spec.chunk_size}-o{spec.chunk_overlap}"
     uri = cache / (name + ("-titled" if title_in_chunks else ""))
     done = uri / "COMPLETE"
+    if rebuild and uri.exists():
+        shutil.rmtree(uri)
     store = KnowledgeStore(
         str(uri), embedding_model=embedder.model_id, dimensions=embedder.dimensions
     )
-    if done.exists() and done.read_text().strip() == str(len(docs)):
+    if done.exists() and done.read_text().strip() == str(len(docs)) and not rebuild:
         return store
     service = (TitledChunks if title_in_chunks else KnowledgeService)(store, embedder.embed, spec)
 
@@ -286,6 +293,7 @@ def main() -> None:
     parser.add_argument(
         "--depth", type=int, default=300, help="chunk hits asked of vector and keyword search"
     )
+    parser.add_argument("--rebuild", action="store_true", help="ingest again (embeddings cached)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 
@@ -294,7 +302,14 @@ def main() -> None:
     docs = load_documents(args.data)
     spec = KnowledgeSpec(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
     embedder = CachedEmbedder(EmbedderSpec(), args.cache)
-    store = build_store(docs, embedder, spec, args.cache, title_in_chunks=args.title_in_chunks)
+    store = build_store(
+        docs,
+        embedder,
+        spec,
+        args.cache,
+        title_in_chunks=args.title_in_chunks,
+        rebuild=args.rebuild,
+    )
     # One query vector per query, shared by every mode and the baseline.
     vectors = dict(zip(queries, embedder.encode(list(queries.values())), strict=True))
     baseline = None if args.no_baseline else baseline_table(docs, embedder, args.cache)
