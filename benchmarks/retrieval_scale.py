@@ -50,6 +50,8 @@ DIMENSIONS = 384  # all-MiniLM-L6-v2, the packaged embedder; checked when it is 
 MODEL_ID = EmbedderSpec().id
 K = 10
 FETCH = 2 * K  # KnowledgeStore.search fetches k * 2 (room for stale chunks), so we do too
+#: The columns KnowledgeStore.search reads (its _HIT_COLUMNS and the distance): not the vector.
+COLUMNS = ["id", "document_id", "version", "title", "text", "url", "category", "source"]
 BATCH = 5_000  # documents per upsert_many: three LanceDB commits each
 CATEGORIES = [
     Category.emergency,
@@ -264,7 +266,7 @@ def lance_query(
         query = query.nprobes(tuning.nprobes)
     if tuning.refine_factor:
         query = query.refine_factor(tuning.refine_factor)
-    return query.where(where, prefilter=True).limit(limit).to_list()
+    return query.where(where, prefilter=True).select([*COLUMNS, "_distance"]).limit(limit).to_list()
 
 
 # -- quality ---------------------------------------------------------------------------------
@@ -720,6 +722,8 @@ def run_size(size: int, args: argparse.Namespace) -> Result:
 
 
 def report_size(result: Result) -> None:
+    if not result.latency:
+        return
     print(f"\n== {result.size:,} chunks ==")
     lat = result.latency
     for tag in ("all", "filtered"):
@@ -751,30 +755,50 @@ def report_size(result: Result) -> None:
 
 
 def summary(results: list[Result]) -> None:
-    print("\n== summary (latency: sequential, one client; p50/p95 ms; unfiltered) ==")
-    header = (
-        f"{'size':>9} {'index s':>8} {'recall':>7} {'LanceDB':>13} {'raw emb+LDB':>13} "
-        f"{'Serve':>13} {'ratio':>6} {'RSS replica':>12} {'RSS raw':>8}"
-    )
-    print(header)
-
-    def pair(key: str, r: Result) -> str:
-        p = r.latency.get(key)
-        return f"{p[0]:.1f}/{p[1]:.1f}" if p else "-"
-
+    print("\n== summary: latency p50/p95 ms, sequential, one client, unfiltered ==")
+    columns = [
+        ("size", 9),
+        ("upserts s", 9),
+        ("index s", 7),
+        ("recall@10", 9),
+        ("LanceDB", 11),
+        ("emb+LanceDB", 11),
+        ("emb+store", 11),
+        ("Serve", 11),
+        ("ratio", 5),
+        ("RSS replica", 11),
+        ("RSS raw", 7),
+    ]
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
     for r in results:
+
+        def pair(key: str, r: Result = r) -> str:
+            p = r.latency.get(key)
+            return f"{p[0]:.0f}/{p[1]:.0f}" if p else "-"
+
+        def mb(key: str, r: Result = r) -> str:
+            value = r.memory.get(key)
+            return f"{value:.0f} MB" if value else "-"
+
         serve, raw = r.latency.get("serve/all"), r.latency.get("raw/all")
-        ratio = f"{serve[0] / raw[0]:.2f}" if serve and raw else "-"
-        replica = r.memory.get("knowledge replica")
-        print(
-            f"{r.size:>9,} {r.built['index_s']:>8.0f} {r.quality.store_recall:>7.3f} "
-            f"{pair('lancedb/all', r):>13} {pair('raw/all', r):>13} {pair('serve/all', r):>13} "
-            f"{ratio:>6} {f'{replica:.0f} MB' if replica else '-':>12} "
-            f"{r.memory.get('raw after store', 0):>5.0f} MB"
-        )
+        cells = [
+            f"{r.size:,}",
+            f"{r.built['upsert_s']:.0f}",
+            f"{r.built['index_s']:.0f}",
+            f"{r.quality.store_recall:.3f}",
+            pair("lancedb/all"),
+            pair("raw/all"),
+            pair("raw_store/all"),
+            pair("serve/all"),
+            f"{serve[0] / raw[0]:.2f}" if serve and raw else "-",
+            mb("knowledge replica"),
+            mb("raw after store"),
+        ]
+        print(" ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, columns, strict=True)))
     print(
-        "recall: store.search as it runs now; RSS raw: the raw process with the store open, "
-        "before the embedder loads (the replica holds no model either)"
+        "recall@10: store.search as it runs now. ratio: Serve p50 / (embed + LanceDB) p50, goal "
+        "<= 1.3. RSS raw: the raw process with the store open and queried, before the embedder "
+        "loads (the knowledge replica holds no model either)."
     )
 
 
