@@ -2,7 +2,12 @@
 chunks, built through `KnowledgeStore.upsert_many` from synthetic clustered vectors.
 
     .venv/bin/python benchmarks/retrieval_scale.py [--sizes 100000,1000000] [--queries 200]
-        [--workdir /tmp/bigevy-scale] [--rounds 3] [--skip-serve] [--no-sweep]
+        [--workdir /tmp/bigevy-scale] [--rounds 3] [--embed-threads N] [--skip-serve]
+        [--no-sweep]
+
+`--rounds 0` measures recall only; `--skip-serve` leaves out Ray (quick iterations).
+`--embed-threads 1` on a shared machine: torch on all cores stalls whenever another process
+takes one of them (measured 400+ ms per query on 2 busy cores), raw and Serve alike.
 
 Per size: build (or reuse) the store and time `maintain()` (the IVF_PQ index build); Recall@10
 of ANN vs exact (numpy brute force over every stored vector); then, alternately over rounds so
