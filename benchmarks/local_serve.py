@@ -33,7 +33,8 @@ def start_serve(settings: Settings, num_cpus: int | None = None) -> str:
     fleet = open_fleet(settings)
     HEADERS["Authorization"] = f"Bearer {fleet.create_key(Role.admin, 'benchmark').key}"
     fleet.engine.dispose()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    # address="local": a fresh Ray of our own, never a running `bigevy up` cluster.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name=settings.app_name, route_prefix="/")
     base_url = f"http://127.0.0.1:{port}"

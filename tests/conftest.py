@@ -98,7 +98,8 @@ class ServeCluster:
         self.base_url = f"http://127.0.0.1:{self.port}"
         for attempt in range(2):  # the very first start on a fresh machine can fail once
             try:
-                ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+                # address="local": a fresh Ray of our own, never a `ray start` cluster (bigevy up)
+                ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
                 serve.start(http_options={"host": "127.0.0.1", "port": self.port})
                 break
             except Exception:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from bigevy.knowledge.taxonomy import Category, Source
+
+
+def _not_blank(value: str, info: ValidationInfo) -> str:
+    if not value.strip():
+        raise ValueError(f"{info.field_name} must not be blank")
+    return value
+
+
+#: Text a caller must actually write: spaces alone are refused (422) like an empty string.
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class DocumentBody(BaseModel):
@@ -108,7 +118,7 @@ class MaintenanceResult(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: NonBlank = Field(min_length=1, max_length=2000)
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     top_k: int = Field(5, ge=1, le=100)
     categories: list[Category] = []
@@ -116,13 +126,6 @@ class SearchRequest(BaseModel):
     regions: list[str] = []
     languages: list[str] = []
     updated_after: float | None = Field(None, description="Unix seconds.")
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
 
 class Citation(BaseModel):
@@ -152,7 +155,7 @@ class EvyQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     node_id: str = Field(min_length=1, max_length=128)
-    message: str = Field(min_length=1, max_length=1600, description="The SMS text asked.")
+    message: NonBlank = Field(min_length=1, max_length=1600, description="The SMS text asked.")
     language: str = Field("en", min_length=2, max_length=16)
     region: str | None = Field(None, description="Prefer knowledge of this region.")
     profile: str = "general"
@@ -162,13 +165,6 @@ class EvyQuery(BaseModel):
         256, ge=1, le=2048, description="Cap on the full answer (an SMS needs far fewer)."
     )
     top_k: int = Field(3, ge=1, le=20, description="Passages given to the model.")
-
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must not be blank")
-        return value
 
 
 class EmergencyNumber(BaseModel):

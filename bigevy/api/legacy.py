@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bigevy.api.knowledge import NonBlank
 from bigevy.knowledge.taxonomy import Category, Source
 
 #: The metadata keys `/search` can filter on, and the search filter each one becomes.
@@ -17,18 +18,11 @@ class LegacyGenerateRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # old clients send fields we no longer use
 
-    prompt: str = Field(min_length=1, max_length=8000)
+    prompt: NonBlank = Field(min_length=1, max_length=8000)
     context: str | None = Field(None, max_length=8000, description="Grounding text, if any.")
     max_length: int = Field(256, ge=1, le=2048, description="Tokens to generate at most.")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     model: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be blank")
-        return value
 
 
 class LegacyGenerateResponse(BaseModel):
@@ -43,18 +37,11 @@ class LegacySearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    query: str = Field(min_length=1, max_length=2000)
+    query: NonBlank = Field(min_length=1, max_length=2000)
     top_k: int = Field(5, ge=1, le=100)
     filter_metadata: dict[str, str | list[str]] | None = Field(
         None, description=f"Exact-match filters on {', '.join(FILTER_KEYS)}."
     )
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
     @field_validator("filter_metadata")
     @classmethod

@@ -6,7 +6,7 @@ Unknown request fields are ignored (clients send many optional ones); bigEVY add
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -175,6 +175,11 @@ class ErrorResponse(BaseModel):
     """The one error shape of every bigEVY route (OpenAI's)."""
 
     error: ErrorBody
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for routes that may answer these statuses (all in one shape)."""
+    return {code: {"model": ErrorResponse} for code in codes}
 
 
 def model_dump_sse(model: BaseModel) -> str:

@@ -16,6 +16,9 @@ class Role(StrEnum):
 ANY_ROLE = frozenset(Role)
 OPERATORS = frozenset({Role.admin, Role.operator})
 ADMINS = frozenset({Role.admin})
+STATUS_READERS = OPERATORS | {Role.reader}
+ESCALATORS = OPERATORS | {Role.node}  # who may send lilEVY escalations
+NODE_OR_ADMIN = ADMINS | {Role.node}
 
 
 @dataclass(frozen=True)

@@ -42,21 +42,14 @@ from bigevy.api.openai import (
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
-    ErrorResponse,
     ModelCard,
     ModelList,
+    error_responses,
 )
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
+from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
 from bigevy.fleet.service import FleetService
-from bigevy.gateway.access import (
-    ANY_ROLE,
-    OPERATORS,
-    Authenticator,
-    KeyAuthenticator,
-    Role,
-    acting_as,
-    allow,
-)
+from bigevy.gateway.access import Authenticator, KeyAuthenticator, acting_as, allow
 from bigevy.gateway.bodylimit import BodyLimit
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.evy import EvyService
@@ -70,11 +63,7 @@ from bigevy.knowledge.taxonomy import Category, Source
 
 log = logging.getLogger(__name__)
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)
-}
-STATUS_READERS = OPERATORS | {Role.reader}
-ESCALATORS = OPERATORS | {Role.node}
+ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
 
 
 def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:

@@ -31,17 +31,13 @@ from bigevy.api.fleet import (
     TokenCreate,
     TokenCreated,
 )
-from bigevy.api.openai import ErrorResponse
+from bigevy.api.openai import error_responses
 from bigevy.errors import Forbidden
-from bigevy.fleet.roles import ADMINS, ANY_ROLE, OPERATORS, Caller, Role
+from bigevy.fleet.roles import ADMINS, ANY_ROLE, NODE_OR_ADMIN, STATUS_READERS, Caller, Role
 from bigevy.fleet.service import FleetService
 from bigevy.gateway.access import acting_as, allow
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429)
-}
-STATUS_READERS = OPERATORS | {Role.reader}
-NODE_OR_ADMIN = ADMINS | {Role.node}
+ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429)
 IdempotencyKey = Header(
     None,
     alias="Idempotency-Key",

@@ -556,21 +556,15 @@ class KnowledgeStore:
             raise ValueError(f"{mode} search needs a query vector")
         if mode in ("hybrid", "keyword") and not (text and text.strip()):
             raise ValueError(f"{mode} search needs query text")
-        where = " AND ".join(
-            c
-            for c in (
-                f"embedding_model = {_quote(self.embedding_model)}",
-                (filters or SearchFilters()).where(),
-            )
-            if c
-        )
+        # No embedding_model filter: this table holds this model's chunks only.
+        where = (filters or SearchFilters()).where()
         if mode == "hybrid":
             return self._hybrid_search(vector, text, where, k)
         # k * 2: room for stale chunks dropped below
         (rows,) = self._live(self._ranked(mode, vector, text, where, k * 2))
         return [_hit(row, row["_score"]) for row in rows[:k]]
 
-    def _hybrid_search(self, vector: Any, text: Any, where: str, k: int) -> list[Hit]:
+    def _hybrid_search(self, vector: Any, text: Any, where: str | None, k: int) -> list[Hit]:
         """Vector and full-text lists fetched apart, then fused per document (see
         bigevy.knowledge.fusion): one hit per document, its best chunk. Measured on SciFact
         (benchmarks/scifact_retrieval.py) against LanceDB's own hybrid query with RRF."""
@@ -589,7 +583,7 @@ class KnowledgeStore:
         return [_hit(row, score) for row, score in fused[:k]]
 
     def _ranked(
-        self, mode: SearchMode, vector: Any, text: Any, where: str, limit: int
+        self, mode: SearchMode, vector: Any, text: Any, where: str | None, limit: int
     ) -> list[dict[str, Any]]:
         """Chunks best first by cosine similarity ("vector") or BM25 ("keyword") as `_score`."""
         if mode == "vector":
@@ -605,9 +599,9 @@ class KnowledgeStore:
         else:
             query = self.chunks.search(text, query_type="fts")
             scored = "_score"
-        rows = (
-            query.where(where, prefilter=True).select([*_HIT_COLUMNS, scored]).limit(limit)
-        ).to_list()
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select([*_HIT_COLUMNS, scored]).limit(limit).to_list()
         if mode == "vector":
             for row in rows:
                 row["_score"] = 1.0 - row.pop("_distance")
