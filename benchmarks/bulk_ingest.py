@@ -22,7 +22,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from local_serve import start_serve
 
 from bigevy.config import Settings
-from bigevy.knowledge.chunking import chunk_text
+from bigevy.knowledge.chunking import document_chunks
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 
@@ -43,7 +43,7 @@ def corpus(n: int, path: Path) -> list[str]:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     settings = Settings()
     size, overlap = settings.knowledge.chunk_size, settings.knowledge.chunk_overlap
-    return [c.text for r in rows for c in chunk_text(r["text"], size, overlap)]
+    return [c for r in rows for c in document_chunks(r["title"], r["text"], size, overlap)]
 
 
 def raw_chunks_per_second(chunks: list[str]) -> float:

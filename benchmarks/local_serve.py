@@ -16,7 +16,7 @@ HEADERS: dict[str, str] = {}
 def start_serve(settings: Settings, num_cpus: int | None = None) -> str:
     """Deploy bigEVY on a fresh local Ray and return its base URL once /readyz says so.
 
-    `num_cpus`: logical CPUs for Ray (default: the cores), e.g. room for a Ray Data job.
+    `num_cpus`: logical CPUs for Ray (default as `bigevy up`: `Settings.local_num_cpus`).
     """
     import ray
     from ray import serve
@@ -34,6 +34,7 @@ def start_serve(settings: Settings, num_cpus: int | None = None) -> str:
     HEADERS["Authorization"] = f"Bearer {fleet.create_key(Role.admin, 'benchmark').key}"
     fleet.engine.dispose()
     # address="local": a fresh Ray of our own, never a running `bigevy up` cluster.
+    num_cpus = num_cpus or settings.local_num_cpus
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name=settings.app_name, route_prefix="/")

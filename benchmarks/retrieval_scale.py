@@ -44,6 +44,7 @@ import numpy as np
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from bigevy.config import EmbedderSpec, KnowledgeSpec, Settings, VectorIndexSpec
+from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.store import DocumentIn, KnowledgeStore, SearchFilters
 from bigevy.knowledge.taxonomy import Category, Source
 
@@ -53,6 +54,8 @@ warnings.filterwarnings("ignore", message="lancedb fork support is experimental"
 
 DIMENSIONS = 384  # all-MiniLM-L6-v2, the packaged embedder; checked when it is loaded
 MODEL_ID = EmbedderSpec().id
+#: The chunks table the knowledge deployment opens (synthetic rows: no text is chunked).
+CHUNK_LAYOUT = layout(KnowledgeSpec().chunk_size, KnowledgeSpec().chunk_overlap)
 K = 10
 FETCH = 2 * K  # KnowledgeStore.search fetches k * 2 (room for stale chunks), so we do too
 #: The columns KnowledgeStore.search reads (its _HIT_COLUMNS and the distance): not the vector.
@@ -234,6 +237,7 @@ def open_store(root: Path) -> KnowledgeStore:
         embedding_model=MODEL_ID,
         dimensions=DIMENSIONS,
         vector_index=VectorIndexSpec(),
+        chunk_layout=CHUNK_LAYOUT,
     )
 
 
@@ -256,14 +260,13 @@ class Tuning:
 LANCEDB_DEFAULT = Tuning(None, None)
 
 
-def where_clause(filtered: bool) -> str:
-    """The prefilter KnowledgeStore.search builds: its embedding model, then the filters."""
-    clauses = [f"embedding_model = '{MODEL_ID}'", FILTER.where() if filtered else None]
-    return " AND ".join(c for c in clauses if c)
+def where_clause(filtered: bool) -> str | None:
+    """The prefilter KnowledgeStore.search builds: the filters only (one model per table)."""
+    return FILTER.where() if filtered else None
 
 
 def lance_query(
-    table: Any, vector: list[float], where: str, tuning: Tuning, limit: int = FETCH
+    table: Any, vector: list[float], where: str | None, tuning: Tuning, limit: int = FETCH
 ) -> list[dict[str, Any]]:
     """The LanceDB call of KnowledgeStore.search(mode="vector"), with `tuning` applied."""
     query = table.search(vector, query_type="vector").metric("cosine")
@@ -271,7 +274,9 @@ def lance_query(
         query = query.nprobes(tuning.nprobes)
     if tuning.refine_factor:
         query = query.refine_factor(tuning.refine_factor)
-    return query.where(where, prefilter=True).select([*COLUMNS, "_distance"]).limit(limit).to_list()
+    if where:
+        query = query.where(where, prefilter=True)
+    return query.select([*COLUMNS, "_distance"]).limit(limit).to_list()
 
 
 # -- quality ---------------------------------------------------------------------------------
@@ -408,7 +413,10 @@ def raw_worker() -> None:
         if "store" not in state:
             started = time.perf_counter()
             state["store"] = KnowledgeStore(
-                setup["uri"], embedding_model=MODEL_ID, dimensions=DIMENSIONS
+                setup["uri"],
+                embedding_model=MODEL_ID,
+                dimensions=DIMENSIONS,
+                chunk_layout=CHUNK_LAYOUT,
             )
             state["store"].repair()  # as the replica does when it starts
             state["store_open_s"] = time.perf_counter() - started
@@ -695,6 +703,8 @@ def run_size(size: int, args: argparse.Namespace) -> Result:
         f"{built['disk_mb']:.0f} MB on disk"
     )
     store = open_store(root)
+    # A store built by earlier code gets what maintain() builds now (e.g. the documents.id index).
+    print(f"maintain() on open: {store.maintain()}", flush=True)
     data = store.chunks.search().select(["id", "category", "vector"]).limit(None).to_arrow()
     ids = np.asarray(data["id"].to_pylist(), dtype=object)
     vectors = (

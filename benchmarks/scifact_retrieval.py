@@ -1,13 +1,12 @@
 """SciFact retrieval quality (BEIR protocol) of bigEVY's knowledge base, per search mode, next to
 LanceDB's out-of-the-box hybrid search over the same corpus.
 
-    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train] [--title-in-chunks]
+    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train] [--rebuild]
 
 Why: `KnowledgeStore.search` is what the server answers with, so the corpus goes in through our
 own path (ingest.read -> KnowledgeService.put_many -> chunking, packaged embedder,
 KnowledgeStore.upsert_many) and the queries go through `KnowledgeStore.search`, in process, no
-Ray. `--title-in-chunks` measures a proposed write change (each chunk starts with its title);
-drop the flag once `KnowledgeService.chunk` does that itself, or the title is doubled.
+Ray.
 The baseline is what a LanceDB user gets without any of our choices: one row per document
 (title + text), an FTS index on it, and `hybrid` search fused with the default `RRFReranker()`.
 
@@ -37,6 +36,7 @@ from tqdm import tqdm
 
 from bigevy.config import EmbedderSpec, KnowledgeSpec
 from bigevy.knowledge import ingest
+from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.service import KnowledgeService
 from bigevy.knowledge.store import DocumentIn, KnowledgeStore, SearchMode
 
@@ -159,36 +159,30 @@ class CachedEmbedder:
 # -- our store -----------------------------------------------------------------------------------
 
 
-class TitledChunks(KnowledgeService):
-    """`--title-in-chunks`: each chunk's text starts with its document's title (a proposed
-    change to `KnowledgeService.chunk`), so both BM25 and the embedding see the title."""
-
-    def chunk(self, doc: DocumentIn) -> list[str]:
-        return [f"{doc.title}\n{text}" for text in super().chunk(doc)]
-
-
 def build_store(
     docs: list[DocumentIn],
     embedder: CachedEmbedder,
     spec: KnowledgeSpec,
     cache: Path,
     *,
-    title_in_chunks: bool = False,
     rebuild: bool = False,
     batch: int = 64,
 ) -> KnowledgeStore:
     """The corpus in a KnowledgeStore through KnowledgeService; reused when already complete."""
-    name = f"store-{embedder.model_id}-c{spec.chunk_size}-o{spec.chunk_overlap}"
-    uri = cache / (name + ("-titled" if title_in_chunks else ""))
+    chunk_layout = layout(spec.chunk_size, spec.chunk_overlap)
+    uri = cache / f"store-{embedder.model_id}-{chunk_layout}"
     done = uri / "COMPLETE"
     if rebuild and uri.exists():
         shutil.rmtree(uri)
     store = KnowledgeStore(
-        str(uri), embedding_model=embedder.model_id, dimensions=embedder.dimensions
+        str(uri),
+        embedding_model=embedder.model_id,
+        dimensions=embedder.dimensions,
+        chunk_layout=chunk_layout,
     )
     if done.exists() and done.read_text().strip() == str(len(docs)) and not rebuild:
         return store
-    service = (TitledChunks if title_in_chunks else KnowledgeService)(store, embedder.embed, spec)
+    service = KnowledgeService(store, embedder.embed, spec)
 
     async def put_all() -> None:
         with tqdm(total=len(docs), desc="ingest (chunk, embed, store)", unit="doc") as bar:
@@ -286,11 +280,6 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=KnowledgeSpec().chunk_size)
     parser.add_argument("--chunk-overlap", type=int, default=KnowledgeSpec().chunk_overlap)
     parser.add_argument(
-        "--title-in-chunks",
-        action="store_true",
-        help="write chunks as 'title\\ntext' (a proposed KnowledgeService.chunk change)",
-    )
-    parser.add_argument(
         "--depth", type=int, default=300, help="chunk hits asked of vector and keyword search"
     )
     parser.add_argument("--rebuild", action="store_true", help="ingest again (embeddings cached)")
@@ -307,7 +296,6 @@ def main() -> None:
         embedder,
         spec,
         args.cache,
-        title_in_chunks=args.title_in_chunks,
         rebuild=args.rebuild,
     )
     # One query vector per query, shared by every mode and the baseline.
@@ -317,7 +305,7 @@ def main() -> None:
     print(
         f"\nSciFact {args.split}: {len(queries)} queries, {len(docs)} documents, "
         f"{store.chunks.count_rows()} chunks (size {spec.chunk_size}, overlap "
-        f"{spec.chunk_overlap}, title in chunks: {args.title_in_chunks}), "
+        f"{spec.chunk_overlap}, title line in each), "
         f"embedder {embedder.model_id}\n"
     )
     runs = {f"bigEVY {mode}": mode for mode in MODES}

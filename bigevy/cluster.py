@@ -60,7 +60,7 @@ def start_local_ray(settings: Settings) -> None:
         str(settings.ray_dashboard_port),
         "--disable-usage-stats",
         "--num-cpus",
-        str(settings.ray_num_cpus or max(4, os.cpu_count() or 1)),
+        str(settings.local_num_cpus),
     ]
     result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
     if result.returncode != 0:

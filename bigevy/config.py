@@ -20,6 +20,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from bigevy.connectors.spec import ConnectorsSpec
+
 #: Hard cap on generated tokens per request, whatever the model could do.
 MAX_OUTPUT_TOKENS = 2048
 
@@ -145,8 +147,19 @@ class VectorIndexSpec(_Strict):
     type: Literal["IVF_PQ", "IVF_HNSW_SQ"] = "IVF_PQ"
     nprobes: int = Field(32, ge=1, description="IVF partitions searched per query.")
     refine_factor: int | None = Field(
-        5, ge=1, description="Re-rank k x this many candidates on exact vectors (IVF_PQ)."
+        20, ge=1, description="Re-rank k x this many candidates on exact vectors (IVF_PQ)."
     )
+
+
+class FaqSpec(_Strict):
+    """Frequent escalations turned into knowledge the nodes hold (bigevy/knowledge/faq.py)."""
+
+    enabled: bool = True
+    similarity: float = Field(
+        0.85, gt=0, le=1, description="Cosine from which two questions are the same question."
+    )
+    min_count: int = Field(3, ge=1, description="Askings before a question ships to nodes.")
+    per_region: int = Field(50, ge=1, description="FAQ entries per region, most asked first.")
 
 
 class KnowledgeSpec(_Strict):
@@ -164,6 +177,7 @@ class KnowledgeSpec(_Strict):
         True, description="`bigevy up` loads the shipped knowledge pack (first aid, safety)."
     )
     vector_index: VectorIndexSpec = VectorIndexSpec()
+    faq: FaqSpec = FaqSpec()
     maintenance_interval_s: float = Field(
         60.0, gt=0, description="How often new rows are merged into the indexes (optimize)."
     )
@@ -204,6 +218,38 @@ class FleetSpec(_Strict):
     )
     max_node_body_bytes: int = Field(
         64 * 1024, ge=1024, description="...and on node routes (enrol, heartbeat, escalate)."
+    )
+    alert_poll_s: float = Field(
+        0.5, gt=0, description="How often each gateway replica looks for new alert versions."
+    )
+
+
+def _default_shares() -> dict[str, float]:
+    # The seed's split of a node's knowledge budget.
+    return {
+        "emergency": 0.40,
+        "weather_safety": 0.20,
+        "healthcare": 0.20,
+        "essential_services": 0.15,
+        "community": 0.05,
+    }
+
+
+class SyncSpec(_Strict):
+    """Knowledge packages for the edge: what a node gets by default, how long packages live."""
+
+    packages_dir: Path | None = Field(
+        None, description="Where built packages are kept; default <data_dir>/packages."
+    )
+    default_budget_mb: float = Field(
+        64, gt=0, description="Knowledge budget of a node without a subscription of its own."
+    )
+    default_shares: dict[str, float] = Field(default_factory=_default_shares)
+    package_ttl_s: float = Field(
+        86400, gt=0, description="A package not acknowledged by then is built again."
+    )
+    deployment: DeploymentSpec = DeploymentSpec(
+        num_cpus=0.25, max_ongoing_requests=16, max_queued_requests=256
     )
 
 
@@ -266,6 +312,12 @@ class Settings(BaseSettings):
     embedder: EmbedderSpec = EmbedderSpec()
     knowledge: KnowledgeSpec = KnowledgeSpec()
     fleet: FleetSpec = FleetSpec()
+    sync: SyncSpec = SyncSpec()
+    connectors: ConnectorsSpec = Field(
+        default_factory=ConnectorsSpec,
+        description="Data sources fetched on schedules (state file default: "
+        "<data_dir>/connectors.json).",
+    )
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -308,6 +360,15 @@ class Settings(BaseSettings):
     @property
     def metadata_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'bigevy.db'}"
+
+    @property
+    def local_num_cpus(self) -> int:
+        """Logical CPUs a local Ray head gets (see `ray_num_cpus`)."""
+        return self.ray_num_cpus or max(4, os.cpu_count() or 1)
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.sync.packages_dir or self.data_dir / "packages"
 
     @property
     def admin_key_file(self) -> Path:

@@ -123,3 +123,11 @@ class Overloaded(Unavailable):
 
 class ModelFailed(Unavailable):
     code = "model_failed"
+
+
+class RangeNotSatisfiable(BigEvyError):
+    """416: a Range starting at or past the end of the file (the reply says its size)."""
+
+    status_code = 416
+    type = "invalid_request_error"
+    code = "range_not_satisfiable"

@@ -12,10 +12,12 @@ from ray.serve import Application
 
 from bigevy.config import DeploymentSpec, ModelSpec, Settings
 from bigevy.serving.vllm import gpu_placement
+from deployments.connectors import ConnectorsDeployment
 from deployments.embedder import EmbedderDeployment
 from deployments.gateway import Gateway
 from deployments.knowledge import KnowledgeDeployment
 from deployments.model import ModelDeployment
+from deployments.sync import SyncDeployment
 
 
 def deployment_options(name: str, d: DeploymentSpec) -> dict[str, Any]:
@@ -63,6 +65,12 @@ def build_app(settings: Settings) -> Application:
     knowledge = KnowledgeDeployment.options(
         **deployment_options("knowledge", settings.knowledge.deployment)
     ).bind(settings, embedder)
+    sync = SyncDeployment.options(**deployment_options("sync", settings.sync.deployment)).bind(
+        settings
+    )
+    connectors = ConnectorsDeployment.options(ray_actor_options={"num_cpus": 0.1}).bind(
+        settings, knowledge
+    )
     g = settings.gateway
     gateway = Gateway.options(
         num_replicas=g.num_replicas,
@@ -70,7 +78,7 @@ def build_app(settings: Settings) -> Application:
         max_queued_requests=g.max_queued_requests,
         ray_actor_options={"num_cpus": g.num_cpus},
     )
-    return gateway.bind(settings, models, embedder, knowledge)
+    return gateway.bind(settings, models, embedder, knowledge, sync, connectors)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

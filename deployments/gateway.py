@@ -80,12 +80,18 @@ class Gateway:
         models: dict[str, DeploymentHandle],
         embedder: DeploymentHandle,
         knowledge: DeploymentHandle,
+        sync: DeploymentHandle,
+        connectors: DeploymentHandle,
     ) -> None:
         clients = {model_id: HandleModelClient(h) for model_id, h in models.items()}
         self.service = OpenAIService(settings, clients, ServeDeploymentView(settings.app_name))
         self.embeddings = EmbeddingService(settings.embedder, HandleCalls(embedder))
         self.knowledge = KnowledgeGateway(HandleCalls(knowledge))
         self.fleet = open_fleet(settings)
+        self.sync = HandleCalls(sync)
+        self.connectors = HandleCalls(connectors)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self.service, self.embeddings, self.knowledge, self.fleet)
+        return create_app(
+            self.service, self.embeddings, self.knowledge, self.fleet, self.sync, self.connectors
+        )

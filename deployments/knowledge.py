@@ -9,6 +9,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from bigevy.config import Settings
+from bigevy.knowledge.chunking import layout
+from bigevy.knowledge.faq import FaqStore
 from bigevy.knowledge.service import KnowledgeService
 from bigevy.knowledge.store import KnowledgeStore
 
@@ -29,9 +31,11 @@ class KnowledgeDeployment(KnowledgeService):
             embedding_model=info["id"],
             dimensions=info["dimensions"],
             vector_index=settings.knowledge.vector_index,
+            chunk_layout=layout(settings.knowledge.chunk_size, settings.knowledge.chunk_overlap),
         )
         store.repair()  # whatever a crash mid-write left behind
-        KnowledgeService.__init__(self, store, embed, settings.knowledge)
+        faq = FaqStore(settings.lancedb_uri, info["id"], info["dimensions"])
+        KnowledgeService.__init__(self, store, embed, settings.knowledge, faq)
         self._upkeep = asyncio.create_task(self._keep_indexes_current())
         self._reembed = asyncio.create_task(self._reembed_if_needed())
 

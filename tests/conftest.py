@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = "smollm2-135m-instruct"
+
+#: The `bigevy` command of this environment.
+BIGEVY = str(Path(sys.executable).parent / "bigevy")
 
 
 def free_port() -> int:
@@ -147,3 +151,13 @@ def serve_cluster() -> Iterator[ServeCluster]:
     cluster = ServeCluster()
     yield cluster
     cluster.close()
+
+
+def enroll(base_url: str, name: str = "lil-1", **extra: Any) -> dict[str, Any]:
+    """A node enrolled as a lilEVY would: a token from the admin, then the token alone."""
+    token = API.post(f"{base_url}/v1/enrollment-tokens", json={}).json()["token"]
+    reply = httpx.post(
+        f"{base_url}/v1/nodes/enroll", json={"token": token, "name": name, **extra}, timeout=30
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()

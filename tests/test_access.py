@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from bigevy.config import FleetSpec, RateLimit, Settings
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import FleetService, open_fleet
-from tests.conftest import API, ServeCluster
+from tests.conftest import API, ServeCluster, enroll
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 #: Authenticated by the enrolment token in its body, not by a key.
@@ -44,15 +43,6 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def enroll(base_url: str, name: str = "lil-1", **extra: Any) -> dict[str, Any]:
-    token = API.post(f"{base_url}/v1/enrollment-tokens", json={}).json()["token"]
-    reply = httpx.post(
-        f"{base_url}/v1/nodes/enroll", json={"token": token, "name": name, **extra}, timeout=30
-    )
-    assert reply.status_code == 201, reply.text
-    return reply.json()
-
-
 def test_every_route_refuses_who_it_should(base_url: str, fleet: FleetService) -> None:
     schema = API.get(f"{base_url}/openapi.json").json()
     node = enroll(base_url, "matrix-node")
@@ -79,12 +69,14 @@ def test_every_route_refuses_who_it_should(base_url: str, fleet: FleetService) -
             else:
                 created = fleet.create_key(role, "matrix")
                 url = base_url + _fill(path, "node-unknown", created.id)
-            reply = httpx.request(method, url, headers=bearer(created.key), timeout=120)
-            if role in roles:
-                assert reply.status_code not in (401, 403), (method, path, role, reply.text)
-            else:
-                assert reply.status_code == 403, (method, path, role, reply.text)
-                assert reply.json()["error"]["code"] == "forbidden"
+            # A stream (server-sent events) never ends: its status is all we read of it.
+            with httpx.stream(method, url, headers=bearer(created.key), timeout=120) as reply:
+                if role in roles:
+                    assert reply.status_code not in (401, 403), (method, path, role)
+                else:
+                    reply.read()
+                    assert reply.status_code == 403, (method, path, role, reply.text)
+                    assert reply.json()["error"]["code"] == "forbidden"
             checked += 1
     assert checked == len(Role) * len(protected)
 
@@ -95,6 +87,8 @@ def _fill(path: str, node_id: str, key_id: str) -> str:
         .replace("{key_id}", key_id)
         .replace("{model_id}", "no-such-model")
         .replace("{document_id}", "no-such-document")
+        .replace("{package_id}", "no-such-package")
+        .replace("{alert_id}", "no-such-alert")
     )
 
 

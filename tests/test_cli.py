@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
-
-BIGEVY = str(Path(sys.executable).parent / "bigevy")
+from tests.conftest import BIGEVY, free_port
 
 
 def test_up_chat_status_down(tmp_path: Path) -> None:

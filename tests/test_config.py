@@ -90,7 +90,14 @@ def test_serve_config_builds_the_same_app_as_bigevy_up(
     from_up = graph(build_app(Settings()))
     from_serve_config = graph(app_builder(serve_args(REPO / "serve_config.yaml")))
     assert from_up == from_serve_config
-    assert set(from_up) == {"gateway", "embedder", "knowledge", "model-smollm2-135m-instruct"}
+    assert set(from_up) == {
+        "gateway",
+        "embedder",
+        "knowledge",
+        "sync",
+        "connectors",
+        "model-smollm2-135m-instruct",
+    }
 
 
 def test_gpu_serve_config_reserves_gpus_without_importing_vllm(tmp_path: Path) -> None:

@@ -32,9 +32,8 @@ from bigevy.edge.outbox import DeliveryReport, Outbox
 from bigevy.edge.simulator import simulate
 from bigevy.fleet.models import Escalation, Heartbeat
 from bigevy.fleet.service import FleetService, open_fleet
-from tests.conftest import API, ServeCluster
+from tests.conftest import API, BIGEVY, ServeCluster
 
-BIGEVY = str(Path(sys.executable).parent / "bigevy")
 HEAVY = ["ray", "torch", "lancedb", "pydantic", "sqlalchemy", "numpy", "sentence_transformers"]
 #: Quick retries: the tests wait on a refused port, not on a real outage.
 FAST = RetryPolicy(attempts=3, base_s=0.05, cap_s=5.0)
@@ -80,6 +79,7 @@ def test_edge_modules_import_nothing_heavy() -> None:
     code = (
         "import json, sys\n"
         "import bigevy.edge.client, bigevy.edge.outbox, bigevy.edge.simulator\n"
+        "import bigevy.edge.knowledge, bigevy.edge.sync\n"
         f"print(json.dumps(sorted(set({HEAVY!r}) & set(sys.modules))))\n"
     )
     done = subprocess.run(
@@ -168,6 +168,13 @@ def test_two_commands_enrol_a_node_that_shows_online(base_url: str, tmp_path: Pa
     listed = bigevy("nodes", "list").stdout
     row = next(line for line in listed.splitlines() if node_id.group(1) in line)
     assert "cli-node" in row and "online" in row
+
+    subscribed = bigevy(
+        "nodes", "subscribe", node_id.group(1), "--budget-mb", "8", "--category", "emergency"
+    ).stdout
+    assert "emergency" in subscribed and "8 MiB" in subscribed
+    synced = bigevy("sync", "status", node_id.group(1)).stdout
+    assert node_id.group(1) in synced and "0/" in synced  # enrolled, nothing applied yet
 
     again = subprocess.run(
         [BIGEVY, "nodes", "enroll", token.group(0), "--name", "x", "--url", base_url],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
 from bigevy.sms import encoding_of, segment_count
-from tests.conftest import API, ServeCluster, wait_for
+from tests.conftest import API, BIGEVY, ServeCluster, wait_for
 
 MAX_CHARS = 5000
-BIGEVY = str(Path(sys.executable).parent / "bigevy")
 
 
 @pytest.fixture(scope="module")

@@ -216,15 +216,18 @@ def test_a_new_embedding_model_gets_its_own_vectors_by_a_resumable_reembed(
         KnowledgeStore(str(tmp_path / "lancedb"), embedding_model="minilm-renamed", dimensions=768)
 
 
-def test_a_store_from_before_per_model_tables_keeps_its_chunks(
+def test_a_new_chunk_layout_or_a_store_from_before_per_model_tables_is_reembedded(
     store: KnowledgeStore, embedder: Embedder, tmp_path: Path
 ) -> None:
     uri = str(tmp_path / "lancedb")
-    store.db.create_table("chunks", data=store.chunks.to_arrow())  # the old table name
+    store.db.create_table("chunks", data=store.chunks.to_arrow())  # the oldest table name
     store.db.drop_table(store.chunks_table)
-    reopened = KnowledgeStore(uri, embedding_model=embedder.model_id, dimensions=384)
-    assert reopened.chunks_table == "chunks" and reopened.missing_chunks() == []
-    assert search(reopened, embedder, "boil water", mode="vector")[0].document_id == "water-1"
+    reopened = KnowledgeStore(
+        uri, embedding_model=embedder.model_id, dimensions=384, chunk_layout="titled-600-120"
+    )
+    assert reopened.chunks_table == "chunks__all-minilm-l6-v2__titled-600-120"
+    assert reopened.missing_chunks() == sorted(d.id for d in DOCS)
+    assert reopened.other_models() == ["chunks"]
 
 
 def test_bad_writes_are_refused_and_change_nothing(store: KnowledgeStore) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bigevy.api.alerts import SignedAlert
 from bigevy.fleet.roles import Role
 
 NodeState = Literal["online", "stale", "offline", "never_seen", "revoked"]
@@ -122,6 +123,9 @@ class HeartbeatReply(BaseModel):
     server_time: float
     heartbeat_interval_s: int
     directives: list[Directive]
+    alerts: list[SignedAlert] = Field(
+        default=[], description="Alerts the node has not acknowledged (verify, show, ack)."
+    )
 
 
 class HeartbeatOut(HeartbeatIn):

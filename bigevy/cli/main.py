@@ -615,6 +615,198 @@ def nodes_show(node_id: str, url: UrlOption = None) -> None:
     console.print(table)
 
 
+@nodes_app.command("subscribe")
+def nodes_subscribe(
+    node_id: str,
+    budget_mb: Annotated[float | None, typer.Option(help="Knowledge budget in MiB.")] = None,
+    category: Annotated[list[str], typer.Option(help="Repeat; none: every category.")] = [],  # noqa: B006
+    region: Annotated[list[str], typer.Option(help="Repeat; none: the node's own.")] = [],  # noqa: B006
+    language: Annotated[list[str], typer.Option(help="Repeat; none: every language.")] = [],  # noqa: B006
+    show: Annotated[bool, typer.Option(help="Only show the subscription.")] = False,
+    url: UrlOption = None,
+) -> None:
+    """What a node holds: categories, regions, languages and its storage budget."""
+    path = f"{_base_url(url)}/v1/nodes/{node_id}/subscription"
+    if show:
+        sub = _json_or_exit(_call("GET", path))
+    else:
+        body = {"categories": category, "regions": region, "languages": language}
+        if budget_mb is not None:
+            body["budget_mb"] = budget_mb
+        sub = _json_or_exit(_call("PUT", path, json=body))
+    for name in ("categories", "regions", "languages"):
+        console.print(f"{name:>11}: {', '.join(sub[name]) or 'all'}", markup=False)
+    console.print(f"{'budget':>11}: {sub['budget_mb']:g} MiB", markup=False)
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in sub["shares"].items())
+    console.print(f"{'shares':>11}: {shares}", markup=False)
+
+
+sync_app = typer.Typer(
+    help="Knowledge sync to the edge: where each node stands.", no_args_is_help=True
+)
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("status")
+def sync_status(
+    node_id: Annotated[str | None, typer.Argument(help="One node; default every node.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Each node's acknowledged knowledge revision, lag, pending package and last error."""
+    base = _base_url(url)
+    if node_id:
+        states = [_json_or_exit(_call("GET", f"{base}/v1/sync/nodes/{node_id}"))]
+    else:
+        states = _json_or_exit(_call("GET", f"{base}/v1/sync/nodes"))["data"]
+    table = Table("node", "revision", "lag", "behind for", "pending", "last error")
+    for s in states:
+        table.add_row(
+            s["node_id"],
+            f"{s['acked_revision']}/{s['current_revision']}",
+            str(s["lag_revisions"]),
+            f"{s['lag_s']:.0f} s" if s["lag_revisions"] else "-",
+            s["pending_package_id"] or "-",
+            s["last_error"] or "-",
+        )
+    console.print(table)
+
+
+alerts_app = typer.Typer(help="Emergency alerts to the fleet.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("send")
+def alerts_send(
+    headline: str,
+    region: Annotated[list[str], typer.Option(help="Repeat; 'global' reaches every node.")],
+    event: Annotated[str, typer.Option(help="What happens, e.g. 'Flash Flood'.")],
+    severity: Annotated[str, typer.Option(help="Extreme|Severe|Moderate|Minor|Unknown")],
+    urgency: Annotated[str, typer.Option(help="Immediate|Expected|Future|Past|Unknown")],
+    instruction: Annotated[str, typer.Option(help="What people should do.")] = "",
+    hours: Annotated[float, typer.Option(help="Expires after this many hours.")] = 6.0,
+    identifier: Annotated[
+        str | None, typer.Option(help="Same identifier again: an update of that alert.")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Send (or update) an alert; nodes of its regions get it within seconds."""
+    body = {
+        "identifier": identifier or f"cli-{int(time.time())}",
+        "event": event,
+        "severity": severity,
+        "urgency": urgency,
+        "headline": headline,
+        "instruction": instruction,
+        "regions": region,
+        "expires": time.time() + hours * 3600,
+    }
+    response = _call("POST", f"{_base_url(url)}/v1/alerts", json=body)
+    alert = _json_or_exit(response, 201 if response.status_code == 201 else 200)
+    console.print(
+        f"alert {alert['id']} version {alert['version']}: reaches {alert['nodes']} nodes",
+        markup=False,
+    )
+
+
+@alerts_app.command("list")
+def alerts_list(
+    all_: Annotated[bool, typer.Option("--all", help="Also cancelled and expired.")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Alerts and how many of the nodes they reach acknowledged them."""
+    params = {"include_ended": str(all_).lower()}
+    rows = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/alerts", params=params))["data"]
+    table = Table("id", "status", "severity", "event", "regions", "acked", "expires")
+    for a in rows:
+        table.add_row(
+            a["id"],
+            f"{a['status']} v{a['version']}",
+            a["severity"],
+            a["event"],
+            ",".join(a["regions"]),
+            f"{a['acked']}/{a['nodes']}",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(a["expires"])),
+        )
+    console.print(table)
+
+
+@alerts_app.command("cancel")
+def alerts_cancel(alert_id: str, url: UrlOption = None) -> None:
+    """Withdraw an alert: nodes that show it take it down."""
+    alert = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/alerts/{alert_id}/cancel"))
+    console.print(f"alert {alert['id']} cancelled (version {alert['version']})", markup=False)
+
+
+connectors_app = typer.Typer(help="Data sources fetched on schedules.", no_args_is_help=True)
+app.add_typer(connectors_app, name="connectors")
+
+
+@connectors_app.command("status")
+def connectors_status(url: UrlOption = None) -> None:
+    """Each source's health, last success and next fetch."""
+    rows = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/connectors"))
+    table = Table("source", "kind", "status", "last success", "next", "items", "reason")
+    for h in rows:
+        table.add_row(
+            h["name"],
+            h["kind"],
+            h["status"],
+            _ago(h["last_success"]),
+            time.strftime("%H:%M:%S", time.localtime(h["next_due"])),
+            str(h["items_seen"]),
+            h["reason"] or "-",
+        )
+    console.print(table)
+
+
+review_app = typer.Typer(
+    help="Knowledge contributed by nodes, awaiting review.", no_args_is_help=True
+)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[str, typer.Option(help="pending|accepted|rejected")] = "pending",
+    url: UrlOption = None,
+) -> None:
+    """Contributions in the queue, oldest first."""
+    reply = _call("GET", f"{_base_url(url)}/v1/contributions", params={"status": status})
+    table = Table("id", "node", "category", "title", "received", "text")
+    for c in _json_or_exit(reply)["data"]:
+        text = c["text"] if len(c["text"]) <= 60 else c["text"][:57] + "..."
+        table.add_row(
+            c["id"], c["node_id"], c["category"], c["title"], _ago(c["received_at"]), text
+        )
+    console.print(table)
+
+
+@review_app.command("accept")
+def review_accept(
+    contribution_id: str,
+    reason: Annotated[str, typer.Option(help="Note for the record.")] = "",
+    region: Annotated[str | None, typer.Option(help="Default: the node's region.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Put a contribution into the knowledge base (searchable, and synced to nodes)."""
+    body = {"reason": reason, "region": region}
+    path = f"{_base_url(url)}/v1/contributions/{contribution_id}/accept"
+    done = _json_or_exit(_call("POST", path, json=body))
+    console.print(f"accepted as document {done['document_id']}", markup=False)
+
+
+@review_app.command("reject")
+def review_reject(
+    contribution_id: str,
+    reason: Annotated[str, typer.Option(help="Why; kept with it.")] = "",
+    url: UrlOption = None,
+) -> None:
+    """Keep a contribution out of the knowledge base."""
+    path = f"{_base_url(url)}/v1/contributions/{contribution_id}/reject"
+    done = _json_or_exit(_call("POST", path, json={"reason": reason}))
+    console.print(f"rejected {done['id']}", markup=False)
+
+
 @nodes_app.command("revoke")
 def nodes_revoke(node_id: str, url: UrlOption = None) -> None:
     """The node and its keys stop working at once; its history is kept."""

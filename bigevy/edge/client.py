@@ -104,6 +104,8 @@ class HeartbeatReply:
     server_time: float
     heartbeat_interval_s: int
     directives: list[Directive] = field(default_factory=list)
+    #: Signed alerts not yet acknowledged: `bigevy.edge.alerts.take` each one.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeartbeatReply:

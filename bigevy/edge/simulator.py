@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import random
 import shutil
@@ -36,10 +37,12 @@ from bigevy.edge.client import (
     RetryPolicy,
 )
 from bigevy.edge.errors import EdgeError
+from bigevy.edge.knowledge import EdgeKnowledge, PackageRejected
 from bigevy.edge.outbox import DeliveryReport, Outbox
+from bigevy.edge.sync import sync_knowledge
 
 QUESTIONS_FILE = Path(__file__).with_name("questions.txt")
-KINDS = ("enroll", "heartbeat", "escalation")
+KINDS = ("enroll", "heartbeat", "escalation", "sync")
 #: A few common words of each language, space-separated.
 _WORDS = {
     "fr": "est que faut mon mes comment où quand quel pour il va",
@@ -47,6 +50,18 @@ _WORDS = {
     "pt": "quando qual onde como meu filho faço vai devo o",
     "sw": "ni gani wangu nifanye nini lini wapi kesho ya cha saa msaada",
 }
+
+
+def _reworded(question: str, rng: random.Random) -> str:
+    """The same question as another person might type it."""
+    text = question
+    if rng.random() < 0.5:
+        text = text.lower()
+    if rng.random() < 0.5:
+        text = text.rstrip("?!. ")
+    if rng.random() < 0.3:
+        text = f"Hi, {text}"
+    return text
 
 
 def load_questions(path: Path | None = None) -> list[str]:
@@ -112,6 +127,14 @@ class SimulationReport:
     acknowledged_heartbeats: int
     outbox_depth: int
     dead_letters: int
+    #: Questions a node answered from an FAQ entry it had synced (never escalated).
+    answered_locally: int = 0
+    #: Per minute of the run: (questions asked, of them answered locally).
+    timeline: list[tuple[int, int]] = field(default_factory=list)
+    #: Knowledge packages applied by the nodes (with `sync_every_s`).
+    packages_applied: int = 0
+    #: Nodes whose store, after a last sync, differs from a full snapshot made for them.
+    out_of_sync: list[str] = field(default_factory=list)
 
     @property
     def heartbeats_per_s(self) -> float:
@@ -129,6 +152,16 @@ class _Stats:
         self.responses: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.acknowledged_heartbeats = 0
+        self.answered_locally = 0
+        self.packages_applied = 0
+        self.timeline: list[list[int]] = []
+
+    def asked(self, minute: int, locally: bool) -> None:
+        while len(self.timeline) <= minute:
+            self.timeline.append([0, 0])
+        self.timeline[minute][0] += 1
+        self.timeline[minute][1] += int(locally)
+        self.answered_locally += int(locally)
 
     def attempt(self, attempt: Attempt) -> None:
         self.responses[attempt.outcome] += 1
@@ -150,8 +183,15 @@ class _Stats:
 class _Node:
     """One simulated lilEVY: its vitals drift from beat to beat."""
 
-    def __init__(self, client: EdgeClient, rng: random.Random, region: str) -> None:
+    def __init__(
+        self,
+        client: EdgeClient,
+        rng: random.Random,
+        region: str,
+        knowledge: EdgeKnowledge | None = None,
+    ) -> None:
         self.client = client
+        self.knowledge = knowledge  # with sync: what the node answers from itself
         self.rng = rng
         self.region = region
         self.power = rng.choice(["solar", "solar", "mains", "battery"])
@@ -191,6 +231,27 @@ class _Node:
                 self.revision = int(directive.detail.get("to_revision", self.revision))
 
 
+async def _in_sync(node: _Node, box_dir: Path) -> bool:
+    """After one more (uncut) sync, the node holds exactly what a snapshot built for it now
+    would hold, entry by entry (ids and sha256): nothing lost, nothing stale."""
+    if node.knowledge is None:
+        return True
+    for _ in range(3):  # a package may go stale under a concurrent change: try again
+        try:
+            await sync_knowledge(node.client, node.knowledge, box_dir / "final")
+            reply = await node.client.request(
+                "GET", "/v1/sync/manifest", params={"full": "true"}, kind="sync"
+            )
+        except (EdgeError, PackageRejected):
+            continue
+        manifest = json.loads(reply.body["manifest"])
+        if manifest["to_revision"] != node.knowledge.revision:
+            continue
+        expected = {e["id"]: e["sha256"] for e in manifest["entries"]}
+        return expected == node.knowledge.digests()
+    return False
+
+
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
@@ -228,12 +289,24 @@ async def simulate_async(
     drain_s: float = 120.0,
     seed: int | None = None,
     retry: RetryPolicy = RetryPolicy(),
+    sync_every_s: float | None = None,
+    cut_probability: float = 0.0,
+    zipf: float = 0.0,
 ) -> SimulationReport:
     """Enrol `nodes` nodes, run them for `duration_s`, then let in-flight calls finish (up to
-    `drain_s`) and deliver the outboxes once more."""
+    `drain_s`) and deliver the outboxes once more.
+
+    `sync_every_s`: each node also keeps a knowledge store synced from bigEVY (resumable,
+    verified packages) and answers a question itself when it holds an FAQ entry for it; a
+    download is cut short with `cut_probability` (the next sync resumes it). At the end each
+    node syncs once more and its store is compared with a full snapshot built for it then.
+    `zipf`: questions are drawn with weight 1/rank**zipf (0: uniformly), and reworded a
+    little each time (case, punctuation, a greeting), as people ask the same thing.
+    """
     pool = list(questions) if questions is not None else load_questions()
     if not pool:
         raise ValueError("no questions to ask")
+    weights = [1.0 / (rank + 1) ** zipf for rank in range(len(pool))]
     rng = random.Random(seed)
     stats = _Stats()
     own_dir = outbox_dir is None
@@ -265,7 +338,7 @@ async def simulate_async(
                         json={"region": region, "note": "fleet simulator"},
                     )
                     started = time.perf_counter()
-                    await client.enroll(
+                    enrolment = await client.enroll(
                         token.body["token"],
                         NodeDescription(
                             name=f"sim-{region.lower()}-{index:04d}",
@@ -288,7 +361,14 @@ async def simulate_async(
                         on_progress(Progress("enrolling", enrolled, nodes, 0, 0, 0))
                 stats.kinds["enroll"].ok += 1
                 stats.kinds["enroll"].latencies_ms.append((time.perf_counter() - started) * 1e3)
-                return _Node(client, random.Random(rng.random()), region)
+                knowledge = None
+                if sync_every_s:
+                    knowledge = EdgeKnowledge(
+                        box_dir / f"knowledge-{index:05d}.db",
+                        enrolment.node_id,
+                        enrolment.signing_public_key,
+                    )
+                return _Node(client, random.Random(rng.random()), region, knowledge)
 
         fleet = [n for n in await asyncio.gather(*(enroll(i) for i in range(nodes))) if n]
 
@@ -324,6 +404,12 @@ async def simulate_async(
 
         async def ask(node: _Node, message: str) -> None:
             node.asked += 1
+            minute = int((time.monotonic() - started_at) // 60)
+            if node.knowledge is not None and node.knowledge.faq_answer(message):
+                stats.asked(minute, locally=True)
+                node.answered_segments += 1
+                return
+            stats.asked(minute, locally=False)
             started = time.perf_counter()
             try:
                 answer = await node.client.escalate(
@@ -361,11 +447,26 @@ async def simulate_async(
                 await _sleep_or_stop(stop, node.rng.expovariate(1.0 / question_every_s))
                 if stop.is_set():
                     return
-                spawn(ask(node, node.rng.choice(pool)))
+                (question,) = node.rng.choices(pool, weights)
+                spawn(ask(node, _reworded(question, node.rng) if zipf else question))
 
-        started = time.monotonic()
+        async def syncing(node: _Node) -> None:
+            work = box_dir / f"downloads-{node.client.node_id}"
+            while node.knowledge is not None and not stop.is_set():
+                cut = None
+                if node.rng.random() < cut_probability:
+                    cut = node.rng.randint(1, 4096)  # the uplink drops mid-download
+                try:
+                    result = await sync_knowledge(node.client, node.knowledge, work, max_bytes=cut)
+                    stats.packages_applied += int(result.applied is not None)
+                except (EdgeError, PackageRejected) as exc:
+                    stats.fail("sync", exc if isinstance(exc, EdgeError) else EdgeError(str(exc)))
+                await _sleep_or_stop(stop, sync_every_s or 0)
+
+        started = started_at = time.monotonic()
         loops = [asyncio.create_task(heartbeats(n)) for n in fleet]
         loops += [asyncio.create_task(asking(n)) for n in fleet]
+        loops += [asyncio.create_task(syncing(n)) for n in fleet if n.knowledge is not None]
 
         async def ticker() -> None:
             while not stop.is_set():
@@ -397,6 +498,7 @@ async def simulate_async(
             start_flush(node)
         await _finish(set(), fleet, deadline + drain_s)
 
+        mismatched = [n.client.node_id for n in fleet if not await _in_sync(n, box_dir)]
         depth = sum(n.client.outbox.depth() for n in fleet if n.client.outbox)
         dead = sum(len(n.client.outbox.dead_letters()) for n in fleet if n.client.outbox)
         return SimulationReport(
@@ -409,11 +511,17 @@ async def simulate_async(
             acknowledged_heartbeats=stats.acknowledged_heartbeats,
             outbox_depth=depth,
             dead_letters=dead,
+            answered_locally=stats.answered_locally,
+            timeline=[(asked, local) for asked, local in stats.timeline],
+            packages_applied=stats.packages_applied,
+            out_of_sync=[node_id or "" for node_id in mismatched],
         )
     finally:
         for node in fleet:
             if node.client.outbox:
                 node.client.outbox.close()
+            if node.knowledge is not None:
+                node.knowledge.close()
         await http.aclose()
         if own_dir:
             shutil.rmtree(box_dir, ignore_errors=True)

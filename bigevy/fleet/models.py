@@ -138,7 +138,7 @@ class Escalation(Base):
 
 
 class NodeSync(Base):
-    """What knowledge a node holds: the revision it acknowledged (edge sync, issue 5)."""
+    """What knowledge a node holds (the package it acknowledged), and how its sync goes."""
 
     __tablename__ = "node_sync"
 
@@ -146,6 +146,45 @@ class NodeSync(Base):
     knowledge_revision: Mapped[int] = mapped_column(Integer, default=0)
     package_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[float] = mapped_column(Float)
+    acked_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_error_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Subscription(Base):
+    """What a node wants to hold; no row: the defaults (its region and global, every category,
+    the default budget and shares)."""
+
+    __tablename__ = "subscriptions"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    regions: Mapped[list] = mapped_column(JSON, default=list)
+    languages: Mapped[list] = mapped_column(JSON, default=list)
+    budget_mb: Mapped[float] = mapped_column(Float)
+    shares: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Package(Base):
+    """A package built for one node: its signed manifest; the payload is a file beside it."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # delta | full
+    base_package_id: Mapped[str | None] = mapped_column(String(64))
+    from_revision: Mapped[int] = mapped_column(Integer)
+    to_revision: Mapped[int] = mapped_column(Integer)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    payload_bytes: Mapped[int] = mapped_column(Integer)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    acked_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Rollout(Base):
@@ -162,3 +201,66 @@ class Rollout(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alert(Base):
+    """An emergency alert (CAP's core fields) and the signed text nodes receive; `version`
+    grows with every change (update, cancel), which is what nodes acknowledge."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("sender", "identifier"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(200))
+    identifier: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # active | cancelled
+    event: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16))
+    urgency: Mapped[str] = mapped_column(String(16))
+    regions: Mapped[list] = mapped_column(JSON)
+    headline: Mapped[str] = mapped_column(String(500))
+    sent: Mapped[float] = mapped_column(Float)
+    expires: Mapped[float] = mapped_column(Float, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    signed: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(200))
+
+
+class AlertDelivery(Base):
+    """An alert version handed to a node (pushed or in a heartbeat reply), and its ack."""
+
+    __tablename__ = "alert_deliveries"
+
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    first_sent_at: Mapped[float] = mapped_column(Float)
+    last_sent_at: Mapped[float] = mapped_column(Float)
+    sends: Mapped[int] = mapped_column(Integer)
+    via: Mapped[str] = mapped_column(String(16))  # stream | heartbeat
+    acked_version: Mapped[int | None] = mapped_column(Integer)
+    acked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Contribution(Base):
+    """Knowledge a node offers from its own area, waiting for a person to review it."""
+
+    __tablename__ = "contributions"
+    __table_args__ = (UniqueConstraint("node_id", "content_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|accepted|rejected
+    title: Mapped[str] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)  # the node's metadata
+    received_at: Mapped[float] = mapped_column(Float)
+    reviewed_at: Mapped[float | None] = mapped_column(Float)
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    document_id: Mapped[str | None] = mapped_column(String(256))

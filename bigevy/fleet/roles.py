@@ -19,6 +19,7 @@ ADMINS = frozenset({Role.admin})
 STATUS_READERS = OPERATORS | {Role.reader}
 ESCALATORS = OPERATORS | {Role.node}  # who may send lilEVY escalations
 NODE_OR_ADMIN = ADMINS | {Role.node}
+NODES = frozenset({Role.node})  # a node acting as itself: edge sync
 
 
 @dataclass(frozen=True)

@@ -257,7 +257,7 @@ class FleetService:
         status = beat.model_dump(exclude={"measured_at"})
         try:
             with self.sessions.begin() as session:
-                node = self._live_node(session, node_id)
+                node = self.live_node(session, node_id)
                 measured = min(beat.measured_at or now, now)
                 session.add(
                     Heartbeat(
@@ -284,7 +284,8 @@ class FleetService:
             return True  # a retry of a heartbeat already stored
         return False
 
-    def _live_node(self, session: Session, node_id: str) -> Node:
+    def live_node(self, session: Session, node_id: str) -> Node:
+        """The node, if enrolled and not revoked (404 / 409 otherwise)."""
         node = session.get(Node, node_id)
         if node is None:
             raise NotFound(f"no node {node_id!r}", param="node_id")

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bigevy.alerts.service import AlertService
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
 from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
 from bigevy.api.knowledge import (
@@ -46,11 +47,16 @@ from bigevy.api.openai import (
     ModelList,
     error_responses,
 )
+from bigevy.connectors.state import SourceHealth
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
+from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
 from bigevy.fleet.service import FleetService
 from bigevy.gateway.access import Authenticator, KeyAuthenticator, acting_as, allow
+from bigevy.gateway.alerts import AlertHub, add_alert_routes
+from bigevy.gateway.background import BackgroundTasks
 from bigevy.gateway.bodylimit import BodyLimit
+from bigevy.gateway.contributions import add_contribution_routes
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.evy import EvyService
 from bigevy.gateway.fleet import IdempotencyKey, add_fleet_routes, caller_of, claim_or_replay
@@ -58,6 +64,7 @@ from bigevy.gateway.gate import DeploymentGate
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.legacy import LegacyService
 from bigevy.gateway.service import OpenAIService
+from bigevy.gateway.sync import add_sync_routes
 from bigevy.knowledge.store import SearchFilters
 from bigevy.knowledge.taxonomy import Category, Source
 
@@ -72,6 +79,12 @@ def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
 
     seen: BaseException | None = exc
     while seen is not None:
+        cause = getattr(seen, "cause", None)
+        if isinstance(cause, BaseException):
+            # A Ray task error: it may itself subclass our error, but only its cause
+            # carries the attributes (code, param) the replica set.
+            seen = cause
+            continue
         if isinstance(seen, BigEvyError):
             return type(seen)(
                 seen.message, param=seen.param, code=seen.code, retry_after=seen.retry_after
@@ -82,7 +95,7 @@ def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
                 code="overloaded",
                 retry_after=seen.retry_after_s or retry_after,
             )
-        seen = getattr(seen, "cause", None) or seen.__cause__
+        seen = seen.__cause__
     return None
 
 
@@ -119,7 +132,8 @@ def _install_error_handlers(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(BigEvyError)
     async def _ours(_: Request, exc: BigEvyError) -> JSONResponse:
-        return error_response(exc)
+        # A Ray task error subclasses the error a replica raised; its cause has the details.
+        return error_response(as_bigevy_error(exc, retry_after) or exc)
 
     @app.exception_handler(Exception)
     async def _any(_: Request, exc: Exception) -> JSONResponse:
@@ -143,6 +157,8 @@ def create_app(
     embeddings: EmbeddingService,
     knowledge: KnowledgeGateway,
     fleet: FleetService,
+    sync: Any,
+    connectors: Any,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
     evy = EvyService(service, knowledge)
@@ -176,7 +192,28 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
     )
-    add_fleet_routes(app.router, fleet, knowledge.revision)
+    alerts = AlertService(fleet)
+    faq_tasks = BackgroundTasks("counting a question for the FAQ")
+    add_fleet_routes(app.router, fleet, knowledge.revision, alerts)
+    add_sync_routes(app.router, sync)
+    hub = AlertHub(alerts, asyncio.to_thread, poll_s=limits.alert_poll_s)
+
+    async def node_region(node_id: str) -> str:
+        return (await asyncio.to_thread(fleet.get_node, node_id, 0)).region
+
+    add_alert_routes(app.router, hub, node_region)
+    add_contribution_routes(app.router, ContributionQueue(fleet), knowledge)
+
+    @app.get(
+        "/v1/connectors",
+        response_model=list[SourceHealth],
+        responses=ERRORS,
+        tags=["alerts"],
+        dependencies=[allow(STATUS_READERS)],
+    )
+    async def connector_health() -> list[SourceHealth]:
+        """Each data source: healthy or not (and why), last success, next fetch."""
+        return await guarded(connectors.health())
 
     async def guarded(call: Any) -> Any:
         try:
@@ -409,7 +446,19 @@ def create_app(
             sms_segments=answer.sms_segments,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        if not answer.triage.emergency:
+            faq_tasks.start(count_question(query, answer, caller.node_id))
         return answer
+
+    async def count_question(query: EvyQuery, answer: EvyAnswer, node_id: str | None) -> None:
+        """Frequent questions become FAQ knowledge for their region's nodes (after the reply:
+        the caller never waits for it)."""
+        region = query.region
+        if region is None and node_id is not None:
+            region = (await asyncio.to_thread(fleet.get_node, node_id, 0)).region
+        await knowledge.backend.observe_question(
+            query.message, answer.sms, bool(answer.citations), region or "global", query.language
+        )
 
     @app.post(
         "/llm/generate",

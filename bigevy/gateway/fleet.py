@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from bigevy.alerts.service import AlertService
 from bigevy.api.fleet import (
     Directive,
     Enrollment,
@@ -52,7 +53,10 @@ def caller_of(request: Request) -> Caller:
 
 
 def add_fleet_routes(
-    router: APIRouter, fleet: FleetService, knowledge_revision: Callable[[], Awaitable[int]]
+    router: APIRouter,
+    fleet: FleetService,
+    knowledge_revision: Callable[[], Awaitable[int]],
+    alerts: AlertService,
 ) -> None:
     """The fleet routes, on the app's own router (so each is a plain `APIRoute`)."""
 
@@ -159,12 +163,18 @@ def add_fleet_routes(
                     detail={"from_revision": beat.knowledge_revision, "to_revision": revision},
                 )
             )
+        # The fallback for nodes without an alert stream: every alert they have not acked.
+        pending = await run(alerts.pending_for, node_id)
+        await run(
+            alerts.mark_sent, node_id, [(a.alert_id, a.version) for a in pending], "heartbeat"
+        )
         reply = HeartbeatReply(
             node_id=node_id,
             state="online",
             server_time=time.time(),
             heartbeat_interval_s=fleet.spec.heartbeat_interval_s,
             directives=directives,
+            alerts=pending,
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return JSONResponse(reply.model_dump(mode="json"), headers=headers)

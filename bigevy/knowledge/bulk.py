@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from bigevy.api.knowledge import DocumentCreate
 from bigevy.config import EmbedderSpec, KnowledgeSpec
-from bigevy.knowledge.chunking import chunk_text
+from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.ingest import jsonl_record
 from bigevy.knowledge.store import DocumentIn, Embedded, WriteResult
 
@@ -62,7 +62,9 @@ def parse_lines(
         out["origin"].append(origin)
         out["document"].append(document)
         out["chunks"].append(
-            [c.text for c in chunk_text(document["text"], spec.chunk_size, spec.chunk_overlap)]
+            document_chunks(
+                document["title"], document["text"], spec.chunk_size, spec.chunk_overlap
+            )
             if document
             else []
         )

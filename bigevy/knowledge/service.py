@@ -12,7 +12,8 @@ from typing import Any
 
 from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
-from bigevy.knowledge.chunking import chunk_text
+from bigevy.knowledge.chunking import document_chunks
+from bigevy.knowledge.faq import FaqStore
 from bigevy.knowledge.store import (
     DocumentIn,
     Embedded,
@@ -32,10 +33,17 @@ def _fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class KnowledgeService:
-    def __init__(self, store: KnowledgeStore, embed: Embed, spec: KnowledgeSpec) -> None:
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embed: Embed,
+        spec: KnowledgeSpec,
+        faq: FaqStore | None = None,
+    ) -> None:
         self.store = store
         self.embed = embed
         self.spec = spec
+        self.faq = faq
         #: Progress of a running re-embed ({"done", "pending"} documents), else None.
         self.reembedding: dict[str, int] | None = None
 
@@ -82,7 +90,7 @@ class KnowledgeService:
         return [o for o in outcomes if o is not None]
 
     def chunk(self, doc: DocumentIn) -> list[str]:
-        return [c.text for c in chunk_text(doc.text, self.spec.chunk_size, self.spec.chunk_overlap)]
+        return document_chunks(doc.title, doc.text, self.spec.chunk_size, self.spec.chunk_overlap)
 
     async def _write(
         self,
@@ -164,6 +172,49 @@ class KnowledgeService:
     async def maintain(self) -> list[str]:
         """Fold new rows into the indexes now (also run on a schedule by the deployment)."""
         return await asyncio.to_thread(self.store.maintain)
+
+    async def observe_question(
+        self, question: str, answer: str, grounded: bool, region: str, language: str
+    ) -> list[str]:
+        """Count an escalated question; publish its region's most asked ones as `faq`
+        documents (so they ship to the region's nodes) and retire those no longer among them.
+        The ids of the region's published FAQ documents."""
+        spec = self.spec.faq
+        if self.faq is None or not spec.enabled:
+            return []
+        vector = (await self.embed([question]))[0]
+        group = await asyncio.to_thread(
+            self.faq.observe, question, vector, answer, grounded, region, language, spec.similarity
+        )
+        if group.count < spec.min_count:
+            return []
+        top = await asyncio.to_thread(self.faq.top, region, spec.per_region)
+        published = [g for g in top if g.count >= spec.min_count]
+        docs = [
+            DocumentIn(
+                id=f"faq/{region}/{g.id}",
+                title=g.question,
+                text=g.answer,
+                category="faq",
+                source="faq",
+                region=region,
+                language=g.language,
+                priority="high",
+            )
+            for g in published
+        ]
+        await self.put_many(docs)  # unchanged ones cost a hash comparison
+        kept = {d.id for d in docs}
+        listed, _ = await asyncio.to_thread(
+            self.store.list_documents,
+            SearchFilters(categories=["faq"], regions=[region]),
+            offset=0,
+            limit=10_000,
+        )
+        for row in listed:
+            if row["id"] not in kept:
+                await asyncio.to_thread(self.store.delete, row["id"])
+        return sorted(kept)
 
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int

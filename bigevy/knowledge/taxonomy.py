@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
+
+#: How urgent an entry is: `critical` ones reach every node that wants them first.
+Priority = Literal["critical", "high", "normal", "low"]
 
 
 class Category(StrEnum):
@@ -31,6 +35,8 @@ class Category(StrEnum):
     transportation = "transportation"
     community = "community"
     local_business = "local_business"
+    # Questions nodes escalate often, with bigEVY's answer (bigevy/knowledge/faq.py).
+    faq = "faq"
 
 
 class Source(StrEnum):
@@ -43,3 +49,4 @@ class Source(StrEnum):
     weather = "weather"
     local = "local"
     node_contributed = "node_contributed"
+    faq = "faq"  # built by bigEVY from escalations

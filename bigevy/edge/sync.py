@@ -1,0 +1,121 @@
+"""Bringing a node's knowledge up to date: manifest → resumable download → verify and apply →
+acknowledge. A download cut by the uplink stays on disk as `<package>.part` and the next try
+asks only for the bytes after it (HTTP Range); a package that fails verification is reported
+to bigEVY and deleted, and the store keeps what it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bigevy.edge.client import EdgeClient
+from bigevy.edge.errors import EdgeError, error_from_exception, error_from_response
+from bigevy.edge.knowledge import Applied, EdgeKnowledge, PackageRejected
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    applied: Applied | None  # None: already up to date
+    downloaded_bytes: int  # bytes this call fetched (less than the package when resumed)
+
+
+async def download(
+    client: EdgeClient, url_path: str, dest: Path, size: int, max_bytes: int | None = None
+) -> int:
+    """Fetch `url_path` into `dest`, continuing a partial file; bytes fetched by this call.
+
+    `max_bytes` stops early (as a cut uplink would); the part stays for the next call.
+    """
+    have = dest.stat().st_size if dest.exists() else 0
+    if have >= size:
+        return 0
+    headers = {"Authorization": f"Bearer {client.key}"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    fetched = 0
+    try:
+        async with client.http.stream(
+            "GET", client.base_url + url_path, headers=headers, timeout=client.timeout
+        ) as response:
+            if response.status_code not in (200, 206):
+                await response.aread()
+                raise error_from_response(response)
+            if response.status_code == 200 and have:
+                have = 0  # the server sent it all again: start over
+            with open(dest, "r+b" if have else "wb") as f:
+                f.seek(have)
+                async for chunk in response.aiter_bytes(CHUNK):
+                    if max_bytes is not None and fetched + len(chunk) > max_bytes:
+                        f.write(chunk[: max_bytes - fetched])
+                        fetched = max_bytes
+                        break
+                    f.write(chunk)
+                    fetched += len(chunk)
+    except httpx.TransportError as exc:
+        raise error_from_exception(exc) from exc
+    return fetched
+
+
+async def sync_knowledge(
+    client: EdgeClient,
+    store: EdgeKnowledge,
+    work_dir: Path,
+    *,
+    full: bool = False,
+    max_bytes: int | None = None,
+) -> SyncResult:
+    """One round of sync. Raises `PackageRejected` (after telling bigEVY) for a bad package,
+    `EdgeError` when bigEVY cannot be reached or refuses; `max_bytes` simulates a cut."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    reply = await client.request(
+        "GET", "/v1/sync/manifest", params={"full": str(full).lower()}, kind="sync"
+    )
+    if reply.status == 204:
+        return SyncResult(None, 0)
+    signed = reply.body
+    manifest = _peek(signed["manifest"])
+    part = work_dir / f"{signed['package_id']}.part"
+    fetched = await download(
+        client, signed["download_url"], part, manifest["payload_bytes"], max_bytes
+    )
+    if part.stat().st_size < manifest["payload_bytes"]:
+        raise EdgeError(
+            f"download cut at {part.stat().st_size} of {manifest['payload_bytes']} bytes; "
+            "the next sync resumes it",
+            code="download_incomplete",
+        )
+    try:
+        applied = store.apply(signed["manifest"], signed["signature"], part.read_bytes())
+    except PackageRejected as exc:
+        part.unlink(missing_ok=True)
+        await client.request(
+            "POST",
+            "/v1/sync/error",
+            json={"package_id": signed["package_id"], "error": exc.reason},
+            kind="sync",
+        )
+        raise
+    part.unlink(missing_ok=True)
+    await client.request(
+        "POST",
+        "/v1/sync/ack",
+        json={
+            "package_id": applied.package_id,
+            "revision": applied.to_revision,
+            "payload_sha256": applied.payload_sha256,
+        },
+        kind="sync",
+    )
+    return SyncResult(applied, fetched)
+
+
+def _peek(manifest_text: str) -> dict:
+    """The manifest's sizes, to download by; trusted only after `EdgeKnowledge.check`."""
+    import json
+
+    return json.loads(manifest_text)
