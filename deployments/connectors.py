@@ -31,14 +31,14 @@ class _KnowledgeCalls:
 
 @serve.deployment(name="connectors", num_replicas=1)
 class ConnectorsDeployment:
-    def __init__(self, settings: Settings, knowledge: DeploymentHandle) -> None:
+    async def __init__(self, settings: Settings, knowledge: DeploymentHandle) -> None:
         spec = settings.connectors
         if spec.state_file is None:
             spec = spec.model_copy(update={"state_file": settings.data_dir / "connectors.json"})
         sink = ServerSink(_KnowledgeCalls(knowledge), AlertService(open_fleet(settings)))
         self.runner = ConnectorRunner.from_spec(spec, sink)
         self.stop = asyncio.Event()
-        self.task = asyncio.get_event_loop().create_task(self.runner.run_forever(self.stop))
+        self.task = asyncio.create_task(self.runner.run_forever(self.stop))
 
     async def health(self) -> list[SourceHealth]:
         return self.runner.health()

@@ -29,11 +29,11 @@ PRUNE_EVERY_S = 600.0
 
 @serve.deployment(name="sync")
 class SyncDeployment:
-    def __init__(self, settings: Settings) -> None:
+    async def __init__(self, settings: Settings) -> None:
         self.service = SyncService(
             settings, open_fleet(settings), CatalogueReader(settings.lancedb_uri)
         )
-        self._pruning = asyncio.get_event_loop().create_task(self._prune())
+        self._pruning = asyncio.create_task(self._prune())
 
     async def _prune(self) -> None:
         while True:

@@ -8,6 +8,7 @@ of the delete, which is the change log a node's update is cut from.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,12 +50,25 @@ class Catalogue:
     revision: int
     #: Live entries in selection order (priority, then freshest): sorted once, not per node.
     live: dict[str, Entry]
-    #: Every row's (revision, updated_at), tombstones included: how far behind a node is.
-    changes: list[tuple[int, float]]
+    #: Revisions of every row, tombstones included, ascending; and from each position on,
+    #: the oldest `updated_at`: how long a node at some revision has been behind.
+    revisions: list[int]
+    oldest_from: list[float]
+
+    @classmethod
+    def build(
+        cls, revision: int, live: dict[str, Entry], changes: list[tuple[int, float]]
+    ) -> Catalogue:
+        changes = sorted(changes)
+        oldest, run = [0.0] * len(changes), float("inf")
+        for i in range(len(changes) - 1, -1, -1):
+            run = min(run, changes[i][1])
+            oldest[i] = run
+        return cls(revision, live, [r for r, _ in changes], oldest)
 
     def oldest_change_after(self, revision: int) -> float | None:
-        times = [t for r, t in self.changes if r > revision]
-        return min(times) if times else None
+        i = bisect.bisect_right(self.revisions, revision)
+        return self.oldest_from[i] if i < len(self.revisions) else None
 
 
 class CatalogueReader:
@@ -101,7 +115,7 @@ class CatalogueReader:
                 if not r["deleted"]
             }
             changes = [(r["revision"], r["updated_at"]) for r in rows]
-            self._cached = Catalogue(revision, live, changes)
+            self._cached = Catalogue.build(revision, live, changes)
             self._cached_version = version
             return self._cached
 
