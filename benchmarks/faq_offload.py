@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--sync-every", type=float, default=60.0)
     parser.add_argument("--zipf", type=float, default=1.0)
     parser.add_argument("--cut", type=float, default=0.2, help="share of syncs cut short")
+    parser.add_argument("--restart", type=float, default=0.0, help="share of syncs after a restart")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bigevy-faq-") as tmp:
@@ -53,6 +54,7 @@ def main() -> None:
             region="KE",
             sync_every_s=args.sync_every,
             cut_probability=args.cut,
+            restart_probability=args.restart,
             zipf=args.zipf,
             seed=args.seed,
         )
@@ -81,7 +83,8 @@ def main() -> None:
     )
     print(
         f"sync: {report.packages_applied} packages applied, {report.kinds['sync'].failed} "
-        f"downloads cut (resumed later); nodes out of sync at the end: "
+        f"downloads cut (resumed later), {report.restarts} node restarts; nodes out of sync "
+        f"at the end: "
         f"{len(report.out_of_sync)} of {report.nodes}"
     )
 

@@ -95,6 +95,7 @@ def verify_manifest(text: str, signature: str, public_key: str) -> dict[str, Any
 
 class EdgeKnowledge:
     def __init__(self, path: str | Path, node_id: str, public_key: str) -> None:
+        self.path = Path(path)
         self.node_id = node_id
         self.public_key = public_key
         self.db = sqlite3.connect(str(path), isolation_level=None)  # we BEGIN ourselves
@@ -104,6 +105,11 @@ class EdgeKnowledge:
 
     def close(self) -> None:
         self.db.close()
+
+    def reopened(self) -> EdgeKnowledge:
+        """This store as a restarted node finds it: closed, then opened again from its file."""
+        self.close()
+        return EdgeKnowledge(self.path, self.node_id, self.public_key)
 
     @property
     def revision(self) -> int:

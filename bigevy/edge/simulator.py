@@ -133,6 +133,8 @@ class SimulationReport:
     timeline: list[tuple[int, int]] = field(default_factory=list)
     #: Knowledge packages applied by the nodes (with `sync_every_s`).
     packages_applied: int = 0
+    #: Node restarts simulated (with `restart_probability`).
+    restarts: int = 0
     #: Nodes whose store, after a last sync, differs from a full snapshot made for them.
     out_of_sync: list[str] = field(default_factory=list)
 
@@ -154,6 +156,7 @@ class _Stats:
         self.acknowledged_heartbeats = 0
         self.answered_locally = 0
         self.packages_applied = 0
+        self.restarts = 0
         self.timeline: list[list[int]] = []
 
     def asked(self, minute: int, locally: bool) -> None:
@@ -236,7 +239,9 @@ async def _in_sync(node: _Node, box_dir: Path) -> bool:
     would hold, entry by entry (ids and sha256): nothing lost, nothing stale."""
     if node.knowledge is None:
         return True
-    for _ in range(3):  # a package may go stale under a concurrent change: try again
+    for attempt in range(5):  # knowledge changing meanwhile makes the two differ: again
+        if attempt:
+            await asyncio.sleep(1.0)
         try:
             await sync_knowledge(node.client, node.knowledge, box_dir / "final")
             reply = await node.client.request(
@@ -291,6 +296,7 @@ async def simulate_async(
     retry: RetryPolicy = RetryPolicy(),
     sync_every_s: float | None = None,
     cut_probability: float = 0.0,
+    restart_probability: float = 0.0,
     zipf: float = 0.0,
 ) -> SimulationReport:
     """Enrol `nodes` nodes, run them for `duration_s`, then let in-flight calls finish (up to
@@ -298,7 +304,9 @@ async def simulate_async(
 
     `sync_every_s`: each node also keeps a knowledge store synced from bigEVY (resumable,
     verified packages) and answers a question itself when it holds an FAQ entry for it; a
-    download is cut short with `cut_probability` (the next sync resumes it). At the end each
+    download is cut short with `cut_probability` (the next sync resumes it), and before a sync
+    a node restarts with `restart_probability` (its store closed and opened again from disk,
+    its partial download kept). At the end each
     node syncs once more and its store is compared with a full snapshot built for it then.
     `zipf`: questions are drawn with weight 1/rank**zipf (0: uniformly), and reworded a
     little each time (case, punctuation, a greeting), as people ask the same thing.
@@ -453,9 +461,12 @@ async def simulate_async(
         async def syncing(node: _Node) -> None:
             work = box_dir / f"downloads-{node.client.node_id}"
             while node.knowledge is not None and not stop.is_set():
+                if node.rng.random() < restart_probability:
+                    node.knowledge = node.knowledge.reopened()
+                    stats.restarts += 1
                 cut = None
                 if node.rng.random() < cut_probability:
-                    cut = node.rng.randint(1, 4096)  # the uplink drops mid-download
+                    cut = node.rng.randint(1, 256)  # the uplink drops early in the download
                 try:
                     result = await sync_knowledge(node.client, node.knowledge, work, max_bytes=cut)
                     stats.packages_applied += int(result.applied is not None)
@@ -514,6 +525,7 @@ async def simulate_async(
             answered_locally=stats.answered_locally,
             timeline=[(asked, local) for asked, local in stats.timeline],
             packages_applied=stats.packages_applied,
+            restarts=stats.restarts,
             out_of_sync=[node_id or "" for node_id in mismatched],
         )
     finally:
