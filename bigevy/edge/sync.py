@@ -6,6 +6,7 @@ to bigEVY and deleted, and the store keeps what it had.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,4 @@ async def sync_knowledge(
 
 def _peek(manifest_text: str) -> dict:
     """The manifest's sizes, to download by; trusted only after `EdgeKnowledge.check`."""
-    import json
-
     return json.loads(manifest_text)
