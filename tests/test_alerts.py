@@ -279,27 +279,26 @@ def test_a_weather_service_alert_reaches_the_nodes_of_its_mapped_area(
 
     sources = API.get(f"{base_url}/v1/connectors").json()
     assert [(s["name"], s["status"]) for s in sources] == [("nws", "healthy")]
-    docs = API.get(
-        f"{base_url}/v1/knowledge/documents", params={"category": "weather_safety"}
-    ).json()["data"]
-    assert any("Tornado Warning" in d["title"] for d in docs)
 
-    env = {**os.environ, "BIGEVY_API_KEY": API.key, "COLUMNS": "200"}
-    listed = subprocess.run(
-        [BIGEVY, "alerts", "list", "--url", base_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    def weather_titles() -> list[str]:
+        params = {"category": "weather_safety", "limit": 100}
+        docs = API.get(f"{base_url}/v1/knowledge/documents", params=params).json()["data"]
+        return [d["title"] for d in docs]
+
+    # Alerts go out first; the safety documents follow once embedded.
+    deadline = time.monotonic() + 60
+    while not any("Tornado Warning" in t for t in weather_titles()):
+        assert time.monotonic() < deadline, weather_titles()
+        time.sleep(0.5)
+
+    def bigevy(*args: str) -> str:
+        env = {**os.environ, "BIGEVY_API_KEY": API.key, "COLUMNS": "200"}
+        command = [BIGEVY, *args, "--url", base_url]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+
+    listed = bigevy("alerts", "list")
     assert tornado["id"] in listed and "Extreme" in listed
-    status = subprocess.run(
-        [BIGEVY, "connectors", "status", "--url", base_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    status = bigevy("connectors", "status")
     assert "nws" in status and "healthy" in status

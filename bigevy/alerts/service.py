@@ -52,7 +52,6 @@ class Live:
     version: int
     status: str
     regions: frozenset[str]
-    signed: SignedAlert
 
     def reaches(self, region: str) -> bool:
         return "global" in self.regions or region in self.regions
@@ -218,37 +217,47 @@ class AlertService:
 
     def live(self) -> list[Live]:
         """Every alert version still to hand out: active and unexpired, or cancelled while
-        unexpired (so nodes that showed it learn to withdraw it)."""
+        unexpired (so nodes that showed it learn to withdraw it). Heads only: every heartbeat
+        asks, and most find nothing new."""
         now = self.clock()
         with self.sessions() as session:
-            alerts = session.scalars(select(Alert).where(Alert.expires > now))
-            return [
-                Live(a.id, a.version, a.status, frozenset(a.regions), self._signed(a))
-                for a in alerts
-            ]
+            rows = session.execute(
+                select(Alert.id, Alert.version, Alert.status, Alert.regions).where(
+                    Alert.expires > now
+                )
+            )
+            return [Live(i, v, status, frozenset(regions)) for i, v, status, regions in rows]
+
+    def signed(self, ids: list[str]) -> list[SignedAlert]:
+        """The signed current versions of these alerts, in the order asked."""
+        if not ids:
+            return []
+        with self.sessions() as session:
+            alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+        return [self._signed(alerts[i]) for i in ids if i in alerts]
 
     def pending_for(self, node_id: str, region: str | None = None) -> list[SignedAlert]:
         """Alert versions the node has not acknowledged (a cancel only if it got the alert)."""
         with self.sessions() as session:
             if region is None:
                 region = self.fleet.live_node(session, node_id).region
-            acked = {
-                d.alert_id: d
-                for d in session.scalars(
-                    select(AlertDelivery).where(AlertDelivery.node_id == node_id)
-                )
-            }
+            acked = dict(
+                session.execute(
+                    select(AlertDelivery.alert_id, AlertDelivery.acked_version).where(
+                        AlertDelivery.node_id == node_id
+                    )
+                ).all()
+            )
         pending = []
         for live in self.live():
-            delivery = acked.get(live.id)
             if not live.reaches(region):
                 continue
-            if delivery is not None and delivery.acked_version == live.version:
+            if live.id in acked and acked[live.id] == live.version:
                 continue
-            if live.status == "cancelled" and delivery is None:
+            if live.status == "cancelled" and live.id not in acked:
                 continue  # never had it: nothing to withdraw
-            pending.append(live.signed)
-        return pending
+            pending.append(live.id)
+        return self.signed(pending)
 
     def mark_sent(self, node_id: str, sent: list[tuple[str, int]], via: str) -> None:
         """Record that these (alert id, version) went to the node, in one transaction."""
@@ -259,17 +268,7 @@ class AlertService:
             for alert_id, version in sent:
                 row = session.get(AlertDelivery, (alert_id, node_id))
                 if row is None:
-                    session.add(
-                        AlertDelivery(
-                            alert_id=alert_id,
-                            node_id=node_id,
-                            version=version,
-                            first_sent_at=now,
-                            last_sent_at=now,
-                            sends=1,
-                            via=via,
-                        )
-                    )
+                    session.add(_delivery(alert_id, node_id, version, now, sends=1, via=via))
                 else:
                     row.version = max(row.version, version)
                     row.last_sent_at, row.sends, row.via = now, row.sends + 1, via
@@ -290,15 +289,7 @@ class AlertService:
                 )
             row = session.get(AlertDelivery, (alert_id, node_id))
             if row is None:
-                row = AlertDelivery(
-                    alert_id=alert_id,
-                    node_id=node_id,
-                    version=version,
-                    first_sent_at=now,
-                    last_sent_at=now,
-                    sends=0,
-                    via="unknown",
-                )
+                row = _delivery(alert_id, node_id, version, now, sends=0, via="unknown")
                 session.add(row)
             if row.acked_version is None or version > row.acked_version:
                 row.acked_version, row.acked_at = version, now
@@ -316,3 +307,18 @@ class AlertService:
         if alert is None:
             raise NotFound(f"no alert {alert_id!r}", param="alert_id")
         return alert
+
+
+def _delivery(
+    alert_id: str, node_id: str, version: int, now: float, *, sends: int, via: str
+) -> AlertDelivery:
+    """A node's first delivery row for an alert (sent, or acked before any send was seen)."""
+    return AlertDelivery(
+        alert_id=alert_id,
+        node_id=node_id,
+        version=version,
+        first_sent_at=now,
+        last_sent_at=now,
+        sends=sends,
+        via=via,
+    )

@@ -69,10 +69,15 @@ class AlertHub:
     async def _push_new(self, live: list[Live]) -> None:
         fresh = [a for a in live if self._known.get(a.id, 0) < a.version]
         self._known = {a.id: a.version for a in live}
+        if not fresh or not self.streams:
+            return
+        signed = {s.alert_id: s for s in await self.run(self.alerts.signed, [a.id for a in fresh])}
         for alert in fresh:
+            if alert.id not in signed:
+                continue  # gone between the two reads
             for queue, (_, region) in list(self.streams.items()):
                 if alert.reaches(region):
-                    queue.put_nowait(alert.signed)
+                    queue.put_nowait(signed[alert.id])
 
     async def stream(self, node_id: str, region: str) -> AsyncIterator[str]:
         """Server-sent events: every pending alert now, then each new version as it comes."""

@@ -357,14 +357,17 @@ class SyncService:
                     self.fleet.live_node(session, node_id)
                 query = query.where(Node.id.in_(node_ids))
             ids = list(session.scalars(query))
-            rows = {s.node_id: s for s in session.scalars(select(NodeSync))}
-            pending = dict(
-                session.execute(
-                    select(Package.node_id, Package.id)
-                    .where(Package.acked_at.is_(None), Package.expires_at > now)
-                    .order_by(Package.created_at)
-                ).all()
-            )  # the newest per node wins
+            sync_rows = select(NodeSync)
+            unacked = (
+                select(Package.node_id, Package.id)
+                .where(Package.acked_at.is_(None), Package.expires_at > now)
+                .order_by(Package.created_at)
+            )
+            if node_ids is not None:
+                sync_rows = sync_rows.where(NodeSync.node_id.in_(ids))
+                unacked = unacked.where(Package.node_id.in_(ids))
+            rows = {s.node_id: s for s in session.scalars(sync_rows)}
+            pending = dict(session.execute(unacked).all())  # the newest per node wins
         out = []
         for node_id in ids:
             row = rows.get(node_id)
