@@ -71,6 +71,12 @@ class DeploymentSpec(_Strict):
     )
     health_check_period_s: float = Field(10.0, gt=0)
     health_check_timeout_s: float = Field(30.0, gt=0)
+    same_loop: bool | None = Field(
+        None,
+        description="Run handlers on the replica's own event loop rather than on a thread of "
+        "their own (Serve's RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0): a thread hop less "
+        "per message. None = the deployment's default (on for models, which never block it).",
+    )
 
     @model_validator(mode="after")
     def _replicas_or_autoscaling(self) -> DeploymentSpec:
@@ -260,6 +266,7 @@ class GatewaySpec(_Strict):
     max_ongoing_requests: int = Field(256, ge=1)
     max_queued_requests: int = Field(512, ge=-1)
     num_cpus: float = Field(0.25, ge=0.0)
+    same_loop: bool = Field(True, description="As `DeploymentSpec.same_loop`.")
     retry_after_s: int = Field(
         2, ge=1, description="Retry-After sent with 503 when a model is busy or loading."
     )

@@ -20,8 +20,19 @@ from deployments.model import ModelDeployment
 from deployments.sync import SyncDeployment
 
 
-def deployment_options(name: str, d: DeploymentSpec) -> dict[str, Any]:
-    """Serve options for a deployment of ours that runs on CPUs (or whole GPUs)."""
+def actor_options(num_cpus: float, same_loop: bool) -> dict[str, Any]:
+    actor: dict[str, Any] = {"num_cpus": num_cpus}
+    if same_loop:
+        # Measured on llama.cpp streaming (benchmarks/RESULTS.md): with the handler on a
+        # thread of its own, its event loop and Serve's contend for the GIL on every message.
+        actor["runtime_env"] = {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}}
+    return actor
+
+
+def deployment_options(name: str, d: DeploymentSpec, same_loop: bool = False) -> dict[str, Any]:
+    """Serve options for a deployment of ours that runs on CPUs (or whole GPUs).
+
+    `same_loop`: the deployment's default for `d.same_loop`."""
     options: dict[str, Any] = {
         "name": name,
         "max_ongoing_requests": d.max_ongoing_requests,
@@ -36,7 +47,7 @@ def deployment_options(name: str, d: DeploymentSpec) -> dict[str, Any]:
         options["autoscaling_config"] = d.autoscaling
     else:
         options["num_replicas"] = d.num_replicas
-    actor: dict[str, Any] = {"num_cpus": d.num_cpus}
+    actor = actor_options(d.num_cpus, same_loop if d.same_loop is None else d.same_loop)
     if d.num_gpus:
         actor["num_gpus"] = d.num_gpus
     if d.accelerator_type:
@@ -47,7 +58,7 @@ def deployment_options(name: str, d: DeploymentSpec) -> dict[str, Any]:
 
 def model_options(spec: ModelSpec) -> dict[str, Any]:
     """Serve options for one registry entry: vLLM models reserve their GPUs as a group."""
-    options = deployment_options(spec.deployment_name, spec.deployment)
+    options = deployment_options(spec.deployment_name, spec.deployment, same_loop=True)
     if spec.engine == "vllm":
         options.update(gpu_placement(spec))
     return options
@@ -76,7 +87,7 @@ def build_app(settings: Settings) -> Application:
         num_replicas=g.num_replicas,
         max_ongoing_requests=g.max_ongoing_requests,
         max_queued_requests=g.max_queued_requests,
-        ray_actor_options={"num_cpus": g.num_cpus},
+        ray_actor_options=actor_options(g.num_cpus, g.same_loop),
     )
     return gateway.bind(settings, models, embedder, knowledge, sync, connectors)
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: A generation that has produced no token for this long makes the replica unhealthy.
 STALL_SECONDS = 120.0
+#: An engine idle this long is probed with a one-token generation by `check_health`.
+PROBE_AFTER_IDLE_S = 60.0
 #: GIL switch interval in a model replica (see `_load`); measured in benchmarks/RESULTS.md.
 GIL_SWITCH_INTERVAL_S = 1e-4
 
@@ -54,7 +56,8 @@ class LlamaCppEngine(LLMEngine):
         self._formatter: Any = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{spec.id}")
-        self._last_progress = time.monotonic()
+        self._last_progress = time.monotonic()  # a token, or a generation starting
+        self._last_token = float("-inf")
 
     async def start(self) -> None:
         self._llm = await asyncio.to_thread(self._load)
@@ -172,7 +175,7 @@ class LlamaCppEngine(LLMEngine):
         def should_stop(ids: Any, _logits: Any) -> bool:
             nonlocal generated
             generated = len(ids) - n_prompt
-            self._last_progress = time.monotonic()
+            self._last_progress = self._last_token = time.monotonic()
             return cancel.is_set()
 
         def flush() -> None:
@@ -253,7 +256,10 @@ class LlamaCppEngine(LLMEngine):
         return "cancelled" if cancel.is_set() else finish
 
     async def check_health(self) -> None:
-        if self._llm is None:
+        """A one-token probe, unless a generation produced a token within `PROBE_AFTER_IDLE_S`:
+        that proves the engine already, and a probe would evict the prompt prefix (the shared
+        system prompt) llama.cpp keeps cached between requests."""
+        if self._llm is None or time.monotonic() - self._last_token < PROBE_AFTER_IDLE_S:
             return
         if self._lock.acquire(blocking=False):
             try:
