@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 from ray import serve
 
 from bigevy.config import EmbedderSpec
@@ -18,14 +19,14 @@ class EmbedderDeployment:
         self._embed_one.set_batch_wait_timeout_s(spec.batch_wait_timeout_ms / 1000)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _embed_one(self, texts: list[str]) -> list[list[float]]:
+    async def _embed_one(self, texts: list[str]) -> list[np.ndarray]:
         """Serve gathers single texts from concurrent callers into `texts`."""
-        return await asyncio.to_thread(self.embedder.encode, texts)
+        return list(await asyncio.to_thread(self.embedder.encode_array, texts))
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """Vectors for `texts`, in order, and the tokens read."""
+    async def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """float32 vectors for `texts` (a row each, in order) and the tokens read."""
         vectors = await asyncio.gather(*(self._embed_one(text) for text in texts))
-        return list(vectors), self.embedder.count_tokens(texts)
+        return np.stack(vectors), self.embedder.count_tokens(texts)
 
     def info(self) -> dict[str, object]:
         return {"id": self.embedder.model_id, "dimensions": self.embedder.dimensions}

@@ -24,7 +24,7 @@ class KnowledgeDeployment(KnowledgeService):
 
         async def embed(texts: list[str]) -> list[list[float]]:
             vectors, _ = await embedder.embed.remote(texts)
-            return vectors
+            return vectors.tolist()
 
         store = KnowledgeStore(
             settings.lancedb_uri,

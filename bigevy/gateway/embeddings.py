@@ -13,7 +13,7 @@ from bigevy.errors import InvalidRequest, ModelNotFound
 
 
 class EmbedderClient(Protocol):
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]: ...
+    async def embed(self, texts: list[str]) -> tuple[np.ndarray, int]: ...
 
 
 class EmbeddingService:
@@ -45,7 +45,7 @@ class EmbeddingService:
         )
 
 
-def _encode(vector: list[float], encoding_format: str) -> list[float] | str:
+def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":  # what the openai client asks for by default
-        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return vector
+        return base64.b64encode(vector.astype("<f4", copy=False).tobytes()).decode("ascii")
+    return vector.tolist()

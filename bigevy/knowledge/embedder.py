@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from bigevy.config import EmbedderSpec
 from bigevy.model_files import resolve_source
 
@@ -26,15 +28,19 @@ class Embedder:
     def model_id(self) -> str:
         return self.spec.id
 
-    def encode(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model.encode(
+    def encode_array(self, texts: list[str]) -> np.ndarray:
+        """float32 rows: what crosses process boundaries (Ray ships arrays without pickling
+        each float)."""
+        return self.model.encode(
             texts,
             batch_size=self.spec.max_batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
-        )
-        return vectors.tolist()
+        ).astype(np.float32, copy=False)
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        return self.encode_array(texts).tolist()
 
     def count_tokens(self, texts: list[str]) -> int:
         """Tokens the model reads (after truncation to its maximum sequence length)."""
