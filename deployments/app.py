@@ -70,11 +70,12 @@ def build_app(settings: Settings) -> Application:
         spec.id: ModelDeployment.options(**model_options(spec)).bind(spec, retry_after)
         for spec in settings.models
     }
+    # Both keep blocking work (torch, LanceDB) on threads, off the loop.
     embedder = EmbedderDeployment.options(
-        **deployment_options("embedder", settings.embedder.deployment)
+        **deployment_options("embedder", settings.embedder.deployment, same_loop=True)
     ).bind(settings.embedder)
     knowledge = KnowledgeDeployment.options(
-        **deployment_options("knowledge", settings.knowledge.deployment)
+        **deployment_options("knowledge", settings.knowledge.deployment, same_loop=True)
     ).bind(settings, embedder)
     sync = SyncDeployment.options(**deployment_options("sync", settings.sync.deployment)).bind(
         settings

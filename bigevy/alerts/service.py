@@ -52,9 +52,15 @@ class Live:
     version: int
     status: str
     regions: frozenset[str]
+    expires: float
 
     def reaches(self, region: str) -> bool:
         return "global" in self.regions or region in self.regions
+
+
+#: How long a replica reuses its read of the live alerts: every heartbeat asks, and an alert
+#: posted elsewhere reaches heartbeats this much later (streams follow `AlertHub`'s poll).
+LIVE_TTL_S = 0.5
 
 
 class AlertService:
@@ -62,6 +68,7 @@ class AlertService:
         self.fleet = fleet
         self.sessions = fleet.sessions
         self.clock = clock
+        self._live: tuple[float, list[Live]] = (float("-inf"), [])
 
     # -- operators and connectors ------------------------------------------------------------
 
@@ -69,6 +76,16 @@ class AlertService:
         """Create, update (same sender + identifier) or cancel; (the alert, created?).
 
         Posting the same content again changes nothing (no new version, nothing re-sent)."""
+        try:
+            return self._post(body, created_by)
+        finally:
+            self._forget_live()
+
+    def _forget_live(self) -> None:
+        """After a write (committed by now): this replica's next `live()` reads afresh."""
+        self._live = (float("-inf"), [])
+
+    def _post(self, body: AlertIn, created_by: str | None) -> tuple[AlertOut, bool]:
         now = self.clock()
         content = body.model_dump(mode="json")
         content["sent"] = body.sent or now
@@ -112,7 +129,9 @@ class AlertService:
             alert = self._alert(session, alert_id)
             if alert.status != "cancelled":
                 self._cancel(alert, now)
-            return self._out(session, alert, now, detail=True)
+            out = self._out(session, alert, now, detail=True)
+        self._forget_live()
+        return out
 
     def _cancel(self, alert: Alert, now: float) -> None:
         content = self._content(alert)
@@ -220,13 +239,20 @@ class AlertService:
         unexpired (so nodes that showed it learn to withdraw it). Heads only: every heartbeat
         asks, and most find nothing new."""
         now = self.clock()
+        read_at, live = self._live
+        if time.monotonic() - read_at < LIVE_TTL_S:
+            return [a for a in live if a.expires > now]
         with self.sessions() as session:
             rows = session.execute(
-                select(Alert.id, Alert.version, Alert.status, Alert.regions).where(
+                select(Alert.id, Alert.version, Alert.status, Alert.regions, Alert.expires).where(
                     Alert.expires > now
                 )
             )
-            return [Live(i, v, status, frozenset(regions)) for i, v, status, regions in rows]
+            live = [
+                Live(i, v, status, frozenset(regions), exp) for i, v, status, regions, exp in rows
+            ]
+        self._live = (time.monotonic(), live)
+        return live
 
     def signed(self, ids: list[str]) -> list[SignedAlert]:
         """The signed current versions of these alerts, in the order asked."""
@@ -238,6 +264,8 @@ class AlertService:
 
     def pending_for(self, node_id: str, region: str | None = None) -> list[SignedAlert]:
         """Alert versions the node has not acknowledged (a cancel only if it got the alert)."""
+        if not self.live():
+            return []  # most heartbeats: nothing to look up
         with self.sessions() as session:
             if region is None:
                 region = self.fleet.live_node(session, node_id).region
