@@ -17,8 +17,8 @@ class EmbedderDeployment:
     def __init__(self, spec: EmbedderSpec) -> None:
         self.embedder = Embedder(spec)
         # One thread calls torch, always the same: each calling thread gets an OpenMP team of
-        # its own, and the last caller's team still spinning slowed the next (27 vs 12 ms for
-        # one query with asyncio.to_thread's rotating pool, benchmarks/RESULTS.md).
+        # its own, and teams left spinning by earlier callers compete with the current one
+        # (measured gain small here, 27 -> 26 ms per query: benchmarks/RESULTS.md).
         self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch")
         self._embed_one.set_max_batch_size(spec.max_batch_size)
         self._embed_one.set_batch_wait_timeout_s(spec.batch_wait_timeout_ms / 1000)

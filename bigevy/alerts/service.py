@@ -264,7 +264,8 @@ class AlertService:
 
     def pending_for(self, node_id: str, region: str | None = None) -> list[SignedAlert]:
         """Alert versions the node has not acknowledged (a cancel only if it got the alert)."""
-        if not self.live():
+        live = self.live()
+        if not live:
             return []  # most heartbeats: nothing to look up
         with self.sessions() as session:
             if region is None:
@@ -277,14 +278,14 @@ class AlertService:
                 ).all()
             )
         pending = []
-        for live in self.live():
-            if not live.reaches(region):
+        for alert in live:
+            if not alert.reaches(region):
                 continue
-            if live.id in acked and acked[live.id] == live.version:
+            if alert.id in acked and acked[alert.id] == alert.version:
                 continue
-            if live.status == "cancelled" and live.id not in acked:
+            if alert.status == "cancelled" and alert.id not in acked:
                 continue  # never had it: nothing to withdraw
-            pending.append(live.id)
+            pending.append(alert.id)
         return self.signed(pending)
 
     def mark_sent(self, node_id: str, sent: list[tuple[str, int]], via: str) -> None:
