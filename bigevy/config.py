@@ -75,8 +75,8 @@ class DeploymentSpec(_Strict):
         None,
         description="Run handlers on the replica's own event loop rather than on a thread of "
         "their own (Serve's RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0): a thread hop less "
-        "per message. None = the deployment's default (on for models, embedder, knowledge: they "
-        "keep blocking work on threads).",
+        "per message. None = the deployment's default (on for models and knowledge, off for the "
+        "embedder: measured in benchmarks/RESULTS.md).",
     )
 
     @model_validator(mode="after")

@@ -70,9 +70,10 @@ def build_app(settings: Settings) -> Application:
         spec.id: ModelDeployment.options(**model_options(spec)).bind(spec, retry_after)
         for spec in settings.models
     }
-    # Both keep blocking work (torch, LanceDB) on threads, off the loop.
+    # The embedder keeps its own handler thread: on Serve's loop it embedded 0.83x raw vs
+    # 0.96x (benchmarks/RESULTS.md). Knowledge keeps LanceDB work on threads, off the loop.
     embedder = EmbedderDeployment.options(
-        **deployment_options("embedder", settings.embedder.deployment, same_loop=True)
+        **deployment_options("embedder", settings.embedder.deployment)
     ).bind(settings.embedder)
     knowledge = KnowledgeDeployment.options(
         **deployment_options("knowledge", settings.knowledge.deployment, same_loop=True)

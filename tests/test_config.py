@@ -105,7 +105,7 @@ def test_serve_config_builds_the_same_app_as_bigevy_up(
         if d["actor"].get("runtime_env", {}).get("env_vars", {})
         == {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
     }
-    assert same_loop == {"gateway", "embedder", "knowledge", "model-smollm2-135m-instruct"}
+    assert same_loop == {"gateway", "knowledge", "model-smollm2-135m-instruct"}
 
 
 def test_gpu_serve_config_reserves_gpus_without_importing_vllm(tmp_path: Path) -> None:
