@@ -417,8 +417,8 @@ def raw_worker() -> None:
                 embedding_model=MODEL_ID,
                 dimensions=DIMENSIONS,
                 chunk_layout=CHUNK_LAYOUT,
+                sole_writer=True,  # as the replica opens it (nothing writes during the run)
             )
-            state["store"].repair()  # as the replica does when it starts
             state["store_open_s"] = time.perf_counter() - started
         return state["store"]
 

@@ -184,6 +184,15 @@ class KnowledgeSpec(_Strict):
         True, description="`bigevy up` loads the shipped knowledge pack (first aid, safety)."
     )
     vector_index: VectorIndexSpec = VectorIndexSpec()
+    embed_queries: Literal["local", "embedder"] = Field(
+        "local",
+        description=(
+            "Where search queries are embedded: 'local' loads the embedding model into each "
+            "knowledge replica (no hop to the embedder per search; costs the model's memory "
+            "there), 'embedder' calls the embedder deployment (for a model too big to load "
+            "twice, or one that needs the embedder's GPU)."
+        ),
+    )
     faq: FaqSpec = FaqSpec()
     maintenance_interval_s: float = Field(
         60.0, gt=0, description="How often new rows are merged into the indexes (optimize)."
@@ -191,6 +200,17 @@ class KnowledgeSpec(_Strict):
     deployment: DeploymentSpec = DeploymentSpec(
         num_replicas=1, num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=256
     )
+
+    @model_validator(mode="after")
+    def _one_writer(self) -> KnowledgeSpec:
+        """Revisions, commits without conflicts and searches that trust their own writes all
+        rest on one writer (bigevy/knowledge/store.py)."""
+        if self.deployment.num_replicas != 1:
+            raise ValueError(
+                "the knowledge deployment is the knowledge base's one writer: num_replicas "
+                "must be 1"
+            )
+        return self
 
 
 class RateLimit(_Strict):

@@ -198,6 +198,71 @@ CONTEXT: dict[float, str] = {
     0.3: "what is, whats, which, why, where is, where can, is there, if, quel est, quelle",
 }
 
+# What the safety steps are about, as English search words (the safety pack and most of any
+# knowledge base are English) -> the words of any language that name it. Only read once a
+# message is an emergency, so these terms do not change what is one.
+TOPICS: dict[str, str] = {
+    "CPR for someone not breathing or unconscious": """
+        not breathing, stopped breathing, cant breath*, no breath*, unconscious, collapsed,
+        fainted, passed out, not waking, wont wake, not moving, no pulse, heart attack,
+        drowning, drowned, not responding, ne respire, respire plus, respire pas, inconscient*,
+        evanoui*, se reveille pas, bouge plus, crise cardiaque, noye*, no respira, desmay*,
+        inconsciente, no despierta, no responde, no se mueve, ataque al corazon, infarto,
+        se ahoga*, ahogando, ahogado, nao esta respirando, nao respira, desmai*, nao acorda,
+        nao se mexe, afogando, afogado, parada cardiaca, hapumui, hasogei, hajitambui,
+        amezimia, amepoteza fahamu, anazama, amezama
+        """,
+    "severe bleeding first aid": """
+        bleeding, blood wont stop, lots of blood, blood, stabbed, wounded, injured, cut,
+        saigne*, sang, blesse*, poignard*, sangrando, sangra, sangre, herido*, acuchill*,
+        ferido*, esfaque*, anatoka damu, *vuja damu, damu, majeruhi, *jeruhiwa
+        """,
+    "choking": "choking, choked, s etouffe, etouffe, atragant*, engasg*, anakabwa, amekabwa",
+    "snakebite": """
+        snake*, bitten by a snake, serpent, mordu, culebra, serpiente, vibora, mordio, cobra,
+        mordeu, nyoka, amemuuma, ameumwa
+        """,
+    "burns first aid": """
+        burned, burnt, burns, scalded, brulure*, brule, quemadura*, quemado, queimadura*,
+        queimado, ameungua, kuungua
+        """,
+    "poisoning": """
+        poison*, drank paraffin, overdose, swallowed, empoisonn*, a avale, envenen*, veneno,
+        sumu, amekunywa
+        """,
+    "seizure": "seizure*, fits, convulsion*, convulsing, convulsao, degedege",
+    "fire in the home escape the smoke": """
+        fire, fires, burning, on fire, in flames, smoke, explosion, exploded, gas leak,
+        feu, incendi*, flammes, fumee, fuite de gaz, fuego, llamas, humo, fogo, chamas,
+        fumaca, moto, moshi, *naungua
+        """,
+    "flood safety rising water": """
+        flood*, water rising, water is rising, rising water, flash flood, burst its banks,
+        water everywhere, water inside, inondation*, l eau monte, eau monte, inundacion*,
+        inundado, agua subiendo, enchente, alagamento, agua subindo, inundacao, mafuriko,
+        maji yanaongezeka, maji yanapanda
+        """,
+    "earthquake": """
+        earthquake, ground shaking, ground is shaking, building collapsed, house collapsed,
+        tremblement de terre, seisme, effondr*, terremoto, sismo, temblor, derrumbe,
+        tremor de terra, desab*, tetemeko, *poromoka
+        """,
+    "landslide": "landslide, mudslide, glissement de terrain, deslizamiento, deslave, maporomoko",
+    "cyclone severe storm": """
+        cyclone, hurricane, typhoon, tornado, storm, roofs off, tearing roofs, ouragan,
+        tempete, huracan, ciclon, tormenta, furacao, ciclone, tempestade, kimbunga, dhoruba
+        """,
+    "lightning": "lightning, struck by lightning, foudre, rayo, raio, radi",
+}
+
+#: When no topic word is found, what each kind's safety steps are about.
+KIND_TOPICS: dict[EmergencyKind, str] = {
+    "medical": "first aid until help arrives",
+    "fire": "fire in the home escape the smoke",
+    "police": "calling for emergency help, stay safe",
+    "disaster": "calling for emergency help, stay safe",
+}
+
 ABBREVIATIONS: dict[str, str] = {
     "pls": "please",
     "plz": "please",
@@ -236,6 +301,9 @@ class Triage:
     kind: EmergencyKind | None
     score: float
     cues: tuple[str, ...]
+    #: For an emergency, what to look the safety steps up by, in English whatever the message's
+    #: language (a Swahili "hapumui" must still find the CPR steps).
+    topic: str | None = None
 
 
 def _terms(spec: str) -> list[str]:
@@ -301,6 +369,8 @@ _HAZARD_KIND = {t: k for k, lex in HAZARDS.items() for t in _weights(lex)}
 _HAZARD = _Lexicon.of({t: w for lex in HAZARDS.values() for t, w in _weights(lex).items()})
 _URGENCY = _Lexicon.of(_weights(URGENCY))
 _CONTEXT = _Lexicon.of(_weights(CONTEXT))
+_TOPIC_OF = {t: topic for topic, spec in TOPICS.items() for t in _terms(spec)}
+_TOPIC = _Lexicon.of(dict.fromkeys(_TOPIC_OF, 1.0))
 
 # Words of the lexicons that typos are corrected towards (only plain words of 4+ letters).
 _VOCABULARY = frozenset(
@@ -381,5 +451,14 @@ def triage(message: str) -> Triage:
     # Rounded so that 0.7 + 0.3 reaches the threshold in floating point too.
     raw = round(min(by_kind[kind], 2.0) + min(urgency, 1.0) - context, 6)
     score = round(1.0 / (1.0 + math.exp(-3.0 * (raw - THRESHOLD))), 3)
-    emergency = raw >= THRESHOLD
-    return Triage(emergency, kind if emergency else None, score, tuple(cues))
+    if raw < THRESHOLD:
+        return Triage(False, None, score, tuple(cues))
+    return Triage(True, kind, score, tuple(cues), _topic(tokens, kind))
+
+
+def _topic(tokens: list[str], kind: EmergencyKind) -> str:
+    """The first topic named in the message (the most specific: "fire" in "bleeding after the
+    fire" is context); the kind's own when none is."""
+    for term, _ in _TOPIC.find(tokens):
+        return _TOPIC_OF[term]
+    return KIND_TOPICS[kind]

@@ -462,6 +462,17 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     assert elsewhere["emergency_numbers"] == [{"service": "emergency", "number": "112"}]
     assert "fire" in [c["document_id"] for c in elsewhere["citations"]]
 
+    # The safety pack is English; a Swahili message still gets its steps (CPR), not whatever
+    # English document happens to be nearest to Swahili words.
+    swahili = API.post(
+        f"{base_url}/v1/evy/query",
+        json=escalation("mtoto wangu hapumui msaada", language="sw"),
+        timeout=60,
+    ).json()
+    assert swahili["triage"] == {"emergency": True, "kind": "medical"}
+    assert swahili["sms"].startswith("Call 999")
+    assert [c["document_id"] for c in swahili["citations"]][:2] == ["emergency-numbers-ke", "cpr"]
+
     ordinary = API.post(
         f"{base_url}/v1/evy/query",
         json=escalation("smoke alarm beeping low battery", max_tokens=30),

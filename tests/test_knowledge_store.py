@@ -175,6 +175,71 @@ def test_a_crash_between_tables_never_shows_half_a_write(
     assert store.chunks.count_rows("document_id = 'flood-1'") == 1
 
 
+def test_the_sole_writer_repairs_on_open_and_its_searches_see_one_version(
+    store: KnowledgeStore, embedder: Embedder, tmp_path: Path
+) -> None:
+    leftover = {**store.chunks.search().where("document_id = 'flood-1'").limit(1).to_list()[0]}
+    leftover.pop("_distance", None)
+    store.chunks.add([{**leftover, "id": "flood-1:7:0", "version": 7, "text": "Stale volcanoes."}])
+
+    writer = KnowledgeStore(
+        str(tmp_path / "lancedb"),
+        embedding_model=embedder.model_id,
+        dimensions=embedder.dimensions,
+        sole_writer=True,
+    )
+    assert writer.chunks.count_rows("document_id = 'flood-1'") == 1  # repaired on open
+    assert all("volcanoes" not in h.text for h in search(writer, embedder, "volcanoes", k=10))
+    changed = DocumentIn(**{**DOCS[2].__dict__, "text": "Climb to the roof and wait."})
+    write(writer, embedder, changed)
+    assert [h.text for h in search(writer, embedder, "roof", k=10, mode="keyword")] == [
+        "Climb to the roof and wait."
+    ]
+    writer.delete("flood-1")
+    assert all(h.document_id != "flood-1" for h in search(writer, embedder, "flood", k=10))
+
+
+def test_searches_racing_the_sole_writer_never_mix_versions(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """Between a write's new chunks and its cleanup both versions are in the table; a search
+    that overlaps it must still show one version of the document."""
+    import threading
+
+    writer = KnowledgeStore(
+        str(tmp_path / "lancedb"),
+        embedding_model=embedder.model_id,
+        dimensions=embedder.dimensions,
+        sole_writer=True,
+    )
+    vectors = embedder.encode(["Flood safety part one", "part two", "part three"])
+    doc = DOCS[2]
+    writer.upsert(doc, [f"v0 part {i}" for i in range(3)], vectors)
+    done = threading.Event()
+
+    def rewrite() -> None:
+        for n in range(1, 25):
+            text = f"{doc.text} (revised {n})"
+            writer.upsert(
+                DocumentIn(**{**doc.__dict__, "text": text}),
+                [f"v{n} part {i}" for i in range(3)],
+                vectors,
+            )
+        done.set()
+
+    thread = threading.Thread(target=rewrite)
+    thread.start()
+    seen = 0
+    while not done.is_set():
+        hits = writer.search(vector=vectors[0], mode="vector", k=10)
+        assert len({h.text.split()[0] for h in hits}) == 1, [h.text for h in hits]
+        assert len(hits) == 3
+        seen += 1
+    thread.join()
+    assert seen > 0
+    assert {h.text.split()[0] for h in writer.search(vector=vectors[0], mode="vector")} == {"v24"}
+
+
 def test_a_new_embedding_model_gets_its_own_vectors_by_a_resumable_reembed(
     store: KnowledgeStore, embedder: Embedder, tmp_path: Path
 ) -> None:

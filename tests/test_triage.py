@@ -63,6 +63,31 @@ def test_clear_emergencies_in_every_language(message: str, kind: str) -> None:
     assert result.cues
 
 
+@pytest.mark.parametrize(
+    ("message", "topic"),
+    [
+        ("my baby is not breathing", "CPR for someone not breathing or unconscious"),
+        ("mtoto hapumui tusaidie", "CPR for someone not breathing or unconscious"),
+        ("au secours mon fils ne respire plus", "CPR for someone not breathing or unconscious"),
+        ("socorro meu pai desmaiou", "CPR for someone not breathing or unconscious"),
+        ("HLP PLZ SNAKE BIT MY SON", "snakebite"),
+        ("nyoka amemuuma mtoto wangu msaada", "snakebite"),
+        ("incendio en mi casa ayuda", "fire in the home escape the smoke"),
+        ("moto nyumbani msaada", "fire in the home escape the smoke"),
+        ("enchente a água está subindo rápido", "flood safety rising water"),
+        ("terremoto se cayó el edificio", "earthquake"),
+        ("des voleurs armés chez nous venez vite", "calling for emergency help, stay safe"),
+    ],
+)
+def test_an_emergency_names_its_safety_topic_in_english(message: str, topic: str) -> None:
+    """The safety steps are found by this topic, whatever language the message is in."""
+    assert triage(message).topic == topic
+
+
+def test_no_topic_for_what_is_not_an_emergency() -> None:
+    assert triage("how do I treat a snake bite").topic is None
+
+
 @pytest.mark.parametrize("message", ["", "   ", "\n\t"])
 def test_empty_message_is_not_an_emergency(message: str) -> None:
     assert triage(message) == Triage(False, None, 0.0, ())

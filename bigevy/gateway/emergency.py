@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bigevy.api.knowledge import Citation, EmergencyNumber, SearchHit, SearchRequest
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.knowledge.taxonomy import Category
-from bigevy.triage import EmergencyKind
+from bigevy.triage import EmergencyKind, Triage
 
 #: Who answers each kind of emergency, in the words numbers are listed under.
 SERVICES: dict[EmergencyKind, tuple[str, ...]] = {
@@ -76,20 +76,23 @@ class EmergencyResponder:
         return [], []
 
     async def reply(
-        self, message: str, kind: EmergencyKind, region: str | None, language: str
+        self, message: str, found: Triage, region: str | None, language: str
     ) -> EmergencyReply:
-        numbers, citations = await self.numbers(kind, region)
-        found = await self.knowledge.search(
+        """`found` is the message's triage: its kind picks the numbers, its topic (English)
+        leads the search for the steps, so a message in any language finds them."""
+        assert found.kind is not None, "only emergencies are answered here"
+        numbers, citations = await self.numbers(found.kind, region)
+        safety = await self.knowledge.search(
             SearchRequest(
-                query=message,
+                query=f"{found.topic}. {message}" if found.topic else message,
                 top_k=3,
                 categories=SAFETY,
                 regions=[region, "global"] if region else [],
                 languages=sorted({language, "en"}),  # the shipped safety pack is English
             )
         )
-        steps = [_body(h) for h in found.hits if not listed_numbers(h.text)][:2]
-        for hit in found.hits:
+        steps = [_body(h) for h in safety.hits if not listed_numbers(h.text)][:2]
+        for hit in safety.hits:
             if not listed_numbers(hit.text) and hit.citation not in citations:
                 citations.append(hit.citation)
         call = _call_line(numbers)

@@ -12,7 +12,7 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import fit_sms
-from bigevy.triage import EmergencyKind, triage
+from bigevy.triage import Triage, triage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class EvyService:
             log.warning(
                 "emergency (%s) escalated by node %s: %s", found.kind, query.node_id, found.cues
             )
-            return await self._emergency(query, found.kind, started)
+            return await self._emergency(query, found, started)
         regions = [query.region, "global"] if query.region else []
         passages = await self.knowledge.search(
             SearchRequest(
@@ -91,9 +91,9 @@ class EvyService:
             },
         )
 
-    async def _emergency(self, query: EvyQuery, kind: EmergencyKind, started: float) -> EvyAnswer:
+    async def _emergency(self, query: EvyQuery, found: Triage, started: float) -> EvyAnswer:
         """Answered from the knowledge base at once: never queued behind the model."""
-        reply = await self.emergencies.reply(query.message, kind, query.region, query.language)
+        reply = await self.emergencies.reply(query.message, found, query.region, query.language)
         sms = fit_sms(reply.sms_text, query.max_sms_segments)
         done = round((time.perf_counter() - started) * 1000, 1)
         return EvyAnswer(
@@ -103,7 +103,7 @@ class EvyService:
             sms_encoding=sms.encoding,
             citations=reply.citations,
             model=KNOWLEDGE_BASE,
-            triage=TriageOut(emergency=True, kind=kind),
+            triage=TriageOut(emergency=True, kind=found.kind),
             emergency_numbers=reply.numbers,
             timings={"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done},
         )

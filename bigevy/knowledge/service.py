@@ -1,7 +1,8 @@
 """The knowledge base as callers use it: documents in (chunked, embedded, stored), search out.
 
-Independent of Ray: it embeds through an `embed` coroutine (a Serve handle in production).
-LanceDB calls are blocking, so they run in a worker thread.
+Independent of Ray: it embeds through `embed` coroutines (documents through a Serve handle in
+production; queries through the handle or a model loaded beside the store). LanceDB calls are
+blocking, so they run in a worker thread.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ class KnowledgeService:
         embed: Embed,
         spec: KnowledgeSpec,
         faq: FaqStore | None = None,
+        embed_query: Embed | None = None,
     ) -> None:
         self.store = store
         self.embed = embed
+        #: Must make the same vectors as `embed`; one text per call.
+        self.embed_query = embed_query or embed
         self.spec = spec
         self.faq = faq
         #: Progress of a running re-embed ({"done", "pending"} documents), else None.
@@ -182,7 +186,7 @@ class KnowledgeService:
         spec = self.spec.faq
         if self.faq is None or not spec.enabled:
             return []
-        vector = (await self.embed([question]))[0]
+        vector = (await self.embed_query([question]))[0]
         group = await asyncio.to_thread(
             self.faq.observe, question, vector, answer, grounded, region, language, spec.similarity
         )
@@ -219,7 +223,7 @@ class KnowledgeService:
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int
     ) -> list[Hit]:
-        vector = (await self.embed([query]))[0] if mode != "keyword" else None
+        vector = (await self.embed_query([query]))[0] if mode != "keyword" else None
         return await asyncio.to_thread(
             self.store.search, vector=vector, text=query, mode=mode, filters=filters, k=k
         )

@@ -13,6 +13,14 @@ never a mix; `repair()` removes what such a crash left behind.
 
 One writer per store (a lock here, one writer replica in a deployment): revisions come from
 `max(revision) + 1`, read once when the store opens and counted on from there.
+
+That one writer also searches cheaper and exactly: a store opened as `sole_writer` repairs on
+open, after which every chunk in the table is of its document's current version except while a
+write of its own switches versions. A search that saw no switch start or end while it ran (a
+sequence counter, as in a seqlock) returns its rows as they are; one that overlapped a switch
+runs again, and the last try runs between switches. Any other store looks up the current
+versions of what it found (a second LanceDB query: 6 ms of a 21 ms search at 100k chunks), and
+a search racing another process's write can then miss a document for that moment.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -176,7 +186,10 @@ class KnowledgeStore:
         dimensions: int,
         vector_index: VectorIndexSpec | None = None,
         chunk_layout: str = "",
+        sole_writer: bool = False,
     ) -> None:
+        """`sole_writer`: no other process writes this store (the knowledge deployment's one
+        replica); it is repaired now and searches trust its own writes (module docstring)."""
         self.db = lancedb.connect(uri)
         self.embedding_model = embedding_model
         self.dimensions = dimensions
@@ -199,6 +212,12 @@ class KnowledgeStore:
         self._revision = self._max_revision()
         #: Commits made through this store; upkeep runs when it has moved.
         self.writes = 0
+        #: Odd while a write switches chunks and documents; bumped at its start and its end.
+        self._sequence = 0
+        self._switch = threading.Lock()  # held only while switching, never by searches' tries
+        self._sole_writer = sole_writer
+        if sole_writer:
+            self.repair()
 
     def _chunks_table_name(self, layout: str) -> str:
         """Each embedding model and chunk layout has its own chunks table: vector spaces never
@@ -340,13 +359,25 @@ class KnowledgeStore:
                 status = "updated" if current and not current["deleted"] else "added"
                 results.append(WriteResult(doc.id, status, version, revision))
             if document_rows:
-                # Order matters for a crash: new chunks, then the documents switch, then cleanup.
-                self.chunks.add(pa.Table.from_pylist(chunk_rows, schema=self.chunks.schema))
-                self._put_documents(document_rows)
-                self._revision = revision
-                self._drop_stale_chunks(replaced)
+                with self._switching():
+                    # Order matters for a crash: new chunks, the documents switch, cleanup.
+                    self.chunks.add(pa.Table.from_pylist(chunk_rows, schema=self.chunks.schema))
+                    self._put_documents(document_rows)
+                    self._revision = revision
+                    self._drop_stale_chunks(replaced)
                 self.writes += 1
         return results
+
+    @contextmanager
+    def _switching(self) -> Iterator[None]:
+        """Marks a write during which chunks of two versions (or of a deleted document) can
+        be seen; searches that overlap it filter by current version."""
+        with self._switch:
+            self._sequence += 1
+            try:
+                yield
+            finally:
+                self._sequence += 1
 
     def get_many(self, document_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Stored rows (tombstones included) of these ids."""
@@ -365,11 +396,12 @@ class KnowledgeStore:
             if current is None:
                 return None
             revision = self._revision + 1
-            self._put_documents(
-                [{**current, "deleted": True, "revision": revision, "updated_at": time.time()}]
-            )
-            self._revision = revision
-            self._drop_stale_chunks({document_id: None})
+            with self._switching():
+                self._put_documents(
+                    [{**current, "deleted": True, "revision": revision, "updated_at": time.time()}]
+                )
+                self._revision = revision
+                self._drop_stale_chunks({document_id: None})
             self.writes += 1
         return WriteResult(document_id, "deleted", current["version"], revision)
 
@@ -560,7 +592,7 @@ class KnowledgeStore:
         if mode == "hybrid":
             return self._hybrid_search(vector, text, where, k)
         # k * 2: room for stale chunks dropped below
-        (rows,) = self._live(self._ranked(mode, vector, text, where, k * 2))
+        (rows,) = self._live(lambda: [self._ranked(mode, vector, text, where, k * 2)])
         return [_hit(row, row["_score"]) for row in rows[:k]]
 
     def _hybrid_search(self, vector: Any, text: Any, where: str | None, k: int) -> list[Hit]:
@@ -571,8 +603,10 @@ class KnowledgeStore:
 
         depth = max(fusion.CANDIDATES, k * 2)
         by_vector, by_text = self._live(
-            self._ranked("vector", vector, text, where, depth),
-            self._ranked("keyword", vector, text, where, depth),
+            lambda: [
+                self._ranked("vector", vector, text, where, depth),
+                self._ranked("keyword", vector, text, where, depth),
+            ]
         )
         fused = fusion.fuse(
             [[(r, r["_score"]) for r in by_vector], [(r, r["_score"]) for r in by_text]],
@@ -606,8 +640,18 @@ class KnowledgeStore:
                 row["_score"] = 1.0 - row.pop("_distance")
         return rows
 
-    def _live(self, *ranked: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Each list without chunks of a document's old or deleted versions (one lookup)."""
+    def _live(self, search: Callable[[], list[list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+        """`search`'s lists of chunks, none of a document's old or deleted versions."""
+        if self._sole_writer:
+            for _ in range(2):
+                sequence = self._sequence
+                if sequence % 2 == 0:
+                    ranked = search()
+                    if self._sequence == sequence:
+                        return ranked
+            with self._switch:  # writes keep overlapping: run between two of them
+                return search()
+        ranked = search()
         current = self._current_versions({r["document_id"] for rows in ranked for r in rows})
         return [
             [r for r in rows if current.get(r["document_id"]) == r["version"]] for rows in ranked
