@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from bigevy.config import Settings
 from bigevy.knowledge.chunking import layout
-from bigevy.knowledge.embedder import Embedder
 from bigevy.knowledge.faq import FaqStore
-from bigevy.knowledge.service import KnowledgeService
+from bigevy.knowledge.service import Embed, KnowledgeService
 from bigevy.knowledge.store import KnowledgeStore
+from deployments.encoder import BatchedEncoder
 
 log = logging.getLogger("ray.serve")
 
@@ -38,30 +36,22 @@ class KnowledgeDeployment(KnowledgeService):
             sole_writer=True,  # repairs what a crash mid-write left behind
         )
         faq = FaqStore(settings.lancedb_uri, info["id"], info["dimensions"])
-        embed_query = None
+        embed_query: Embed | None = None
         if settings.knowledge.embed_queries == "local":
             # A search embeds one short text: the hop to the embedder replica and its batch
             # wait cost more than the encoding (benchmarks/RESULTS.md, retrieval at scale).
-            self._queries = Embedder(settings.embedder)
-            if (self._queries.model_id, self._queries.dimensions) != (
-                info["id"],
-                info["dimensions"],
-            ):
+            # No batch wait: queries that arrive while one is encoded go in the next call.
+            queries = BatchedEncoder(settings.embedder, batch_wait_timeout_s=0)
+            local = (queries.embedder.model_id, queries.embedder.dimensions)
+            if local != (info["id"], info["dimensions"]):
                 raise RuntimeError("the query encoder and the embedder disagree on the model")
-            self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch")
-            embed_query = self._embed_queries
+
+            async def embed_query(texts: list[str]) -> list[list[float]]:
+                return (await queries.encode(texts)).tolist()
+
         KnowledgeService.__init__(self, store, embed, settings.knowledge, faq, embed_query)
         self._upkeep = asyncio.create_task(self._keep_indexes_current())
         self._reembed = asyncio.create_task(self._reembed_if_needed())
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0)
-    async def _embed_query(self, texts: list[str]) -> list[np.ndarray]:
-        """Queries that arrive while one is being encoded go together in the next call."""
-        loop = asyncio.get_running_loop()
-        return list(await loop.run_in_executor(self._torch, self._queries.encode_array, texts))
-
-    async def _embed_queries(self, texts: list[str]) -> list[list[float]]:
-        return [v.tolist() for v in await asyncio.gather(*map(self._embed_query, texts))]
 
     async def _keep_indexes_current(self) -> None:
         """New rows reach the indexes within one interval of being written."""
