@@ -3,6 +3,7 @@ unchanged, embed on an actor pool, write through the knowledge deployment) vs. r
 `SentenceTransformer.encode` of the very same chunks in-process.
 
     .venv/bin/python benchmarks/bulk_ingest.py [--docs 1000] [--actors 1]
+        [--actor-threads N] [--actor-cpus 1]
 
 Goal (issue 3): pipeline chunks/s >= 0.8x raw embedding chunks/s. SciFact abstracts from
 ../shared/data/scifact are the corpus (synthetic notes when it is absent).
@@ -47,9 +48,10 @@ def corpus(n: int, path: Path) -> list[str]:
 
 
 def raw_chunks_per_second(chunks: list[str]) -> float:
+    """The baseline at its best: one process, torch on every core."""
     from bigevy.knowledge.embedder import Embedder
 
-    embedder = Embedder(Settings().embedder)
+    embedder = Embedder(Settings().embedder.model_copy(update={"num_threads": None}))
     embedder.encode(chunks[:64])  # warm-up
     started = time.perf_counter()
     embedder.encode(chunks)
@@ -63,6 +65,10 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--actors", type=int, default=1, help="embedding actors")
     parser.add_argument("--batch", type=int, default=256, help="documents per batch")
+    parser.add_argument(
+        "--actor-threads", type=int, default=None, help="torch threads per actor (default: all)"
+    )
+    parser.add_argument("--actor-cpus", type=float, default=1.0, help="Ray CPUs per actor")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bigevy-bulk-"))
@@ -73,21 +79,27 @@ def main() -> None:
 
     settings = Settings(data_dir=work / "data")
     start_serve(settings, num_cpus=4)
+    actor_embedder = settings.embedder.model_copy(update={"num_threads": args.actor_threads})
     started = time.perf_counter()
     report = bulk.run(
         [str(work / "corpus.jsonl")],
         bulk.ServeWriter(settings.app_name),
-        embedder=settings.embedder,
+        embedder=actor_embedder,
         knowledge=settings.knowledge,
         defaults={"category": "research", "source": "academic"},
         embed_actors=args.actors,
+        embed_cpus=args.actor_cpus,
         batch_docs=args.batch,
     )
     elapsed = time.perf_counter() - started
     assert report.counts["added"] == args.docs, report.counts
     assert report.chunks == len(chunks), (report.chunks, len(chunks))
     pipeline = report.chunks / elapsed
-    print(f"{args.docs} documents, {len(chunks)} chunks, {args.actors} embedding actor(s)")
+    threads = args.actor_threads or "all"
+    print(
+        f"{args.docs} documents, {len(chunks)} chunks, {args.actors} embedding actor(s) "
+        f"of {threads} torch thread(s)"
+    )
     print(f"raw encode (in-process, batch 32): {raw:8.1f} chunks/s")
     print(f"bulk pipeline (end to end):        {pipeline:8.1f} chunks/s  ({elapsed:.1f} s)")
     print(f"ratio bulk/raw: {pipeline / raw:.3f}  (goal >= 0.8)")

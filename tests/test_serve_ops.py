@@ -204,9 +204,23 @@ def test_knowledge_routes_answer_503_while_the_embedder_cannot_serve(
 
     wait_for(refused_until_failed, 120, "the broken embedder to be reported failed")
     assert set(codes) <= {"embedder_loading", "embedder_failed"}, codes
+    write = API.post(
+        f"{base}/v1/knowledge/documents",
+        json={
+            "id": "flood-1",
+            "title": "Floods",
+            "text": "Move to high ground.",
+            "category": "weather_safety",
+            "source": "government",
+        },
+        timeout=10,
+    )
+    assert write.status_code == 503 and "Retry-After" in write.headers
+    assert "embedding model" in write.json()["error"]["message"]
+    # Queries are embedded in the knowledge replica, by the same (broken) model.
     search = API.post(f"{base}/v1/rag/search", json={"query": "flood"}, timeout=10)
     assert search.status_code == 503 and "Retry-After" in search.headers
-    assert "embedding model" in search.json()["error"]["message"]
+    assert search.json()["error"]["code"] in ("knowledge_loading", "knowledge_failed")
     chat = API.post(
         f"{base}/v1/chat/completions",
         timeout=60,

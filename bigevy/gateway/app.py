@@ -174,7 +174,9 @@ def create_app(
 
         return Depends(check)
 
-    searching = needs("embedder", "knowledge")
+    writing = needs("embedder", "knowledge")  # documents are embedded by the embedder
+    local_queries = service.settings.knowledge.embed_queries == "local"
+    searching = needs("knowledge") if local_queries else writing
     app = FastAPI(
         title="bigEVY",
         version="0.1.0",
@@ -299,7 +301,7 @@ def create_app(
         response_model=WriteOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS), searching],
+        dependencies=[allow(OPERATORS), writing],
     )
     async def create_document(body: DocumentCreate) -> JSONResponse:
         """Add (or idempotently re-send) a document: chunked, embedded, searchable at once."""
@@ -312,7 +314,7 @@ def create_app(
         response_model=BatchResult,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS), searching],
+        dependencies=[allow(OPERATORS), writing],
     )
     async def create_documents(batch: DocumentBatch) -> BatchResult:
         """Up to 256 documents in one call (what `bigevy ingest` sends); each gets its outcome."""
@@ -323,7 +325,7 @@ def create_app(
         response_model=WriteOut,
         responses=ERRORS,
         tags=["knowledge"],
-        dependencies=[allow(OPERATORS), searching],
+        dependencies=[allow(OPERATORS), writing],
     )
     async def put_document(document_id: str, body: DocumentBody) -> WriteOut:
         """Create or replace a document; the same content again changes nothing."""
@@ -403,7 +405,7 @@ def create_app(
         dependencies=[allow(ANY_ROLE), searching],
     )
     async def rag_search(request: SearchRequest) -> SearchResponse:
-        """Hybrid (vector + BM25, fused by RRF), vector or keyword search with citations."""
+        """Hybrid (vector + BM25, fused per document), vector or keyword search, with citations."""
         return await guarded(knowledge.search(request))
 
     @app.post(

@@ -21,6 +21,9 @@ from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.ingest import jsonl_record
 from bigevy.knowledge.store import DocumentIn, Embedded, WriteResult
 
+#: Target size of a Ray Data block: about one batch of parsed documents.
+BLOCK_BYTES = 1 << 20
+
 
 class BulkWriter(Protocol):
     """The knowledge base's writer, however it is reached (a Serve handle in production)."""
@@ -175,6 +178,10 @@ def run(
         )
     )
     ds.context.execution_options.preserve_order = True  # file order decides repeated ids
+    # Ray Data's blocks default to 128 MiB: a whole JSONL file of that size would be parsed,
+    # then embedded, then written, each stage waiting for the last. Blocks of about a batch
+    # let the writes of one batch overlap the embedding of the next.
+    ds.context.target_max_block_size = BLOCK_BYTES
     report = BulkReport()
     writes = _OrderedWrites(writer, embedder.id, report)
     for batch in ds.iter_batches(batch_size=batch_docs, batch_format="numpy"):

@@ -1,0 +1,80 @@
+"""The readiness gate in front of knowledge routes: requests never wait for Serve's status.
+
+Serve's status is the seam to Ray here, so the view is a scripted stand-in for
+`serve.status()` (tests/test_serve_ops.py runs the gate against a real Serve app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from bigevy.errors import Unavailable
+from bigevy.gateway.gate import DeploymentGate
+from bigevy.gateway.service import DeploymentState
+
+LOADING = DeploymentState(status="DEPLOYING", replicas={"STARTING": 1})
+RUNNING = DeploymentState(status="HEALTHY", replicas={"RUNNING": 1})
+
+
+class ScriptedStatus:
+    """Answers what the test sets; `hold` makes the next answers block, like a slow controller."""
+
+    def __init__(self, state: DeploymentState) -> None:
+        self.state = state
+        self.calls = 0
+        self.released = threading.Event()
+        self.released.set()
+
+    def deployments(self) -> dict[str, DeploymentState]:
+        self.calls += 1
+        self.released.wait(10)
+        return {"embedder": self.state}
+
+
+def test_loading_refuses_then_serves_without_waiting_for_a_slow_status() -> None:
+    async def scenario() -> None:
+        view = ScriptedStatus(LOADING)
+        gate = DeploymentGate(view, retry_after=7, ttl_s=0.05, healthy_ttl_s=60)
+        with pytest.raises(Unavailable) as refused:
+            await gate.require("embedder")  # the first request waits for the first answer
+        assert refused.value.code == "embedder_loading" and refused.value.retry_after == 7
+
+        view.state = RUNNING
+        view.released.clear()  # the controller is slow from now on
+        await asyncio.sleep(0.06)
+        # Stale answer, refresh started in the background: the request does not wait for it.
+        with pytest.raises(Unavailable):
+            await asyncio.wait_for(gate.require("embedder"), 1)
+        view.released.set()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            try:
+                await gate.require("embedder")
+                break
+            except Unavailable:
+                continue
+        else:
+            raise AssertionError("the embedder was never let through once running")
+
+        # Everything serves: the answer now lives healthy_ttl_s, requests cost no status call.
+        calls = view.calls
+        for _ in range(50):
+            await gate.require("embedder")
+            await asyncio.sleep(0.002)
+        assert view.calls == calls
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_deployment_is_named_in_the_refusal() -> None:
+    async def scenario() -> None:
+        gate = DeploymentGate(ScriptedStatus(DeploymentState("DEPLOY_FAILED", {})), retry_after=3)
+        with pytest.raises(Unavailable) as refused:
+            await gate.require("embedder")
+        assert refused.value.code == "embedder_failed"
+        assert "the embedding model failed to start" in str(refused.value)
+
+    asyncio.run(scenario())
