@@ -20,7 +20,8 @@ RUNNING = DeploymentState(status="HEALTHY", replicas={"RUNNING": 1})
 
 
 class ScriptedStatus:
-    """Answers what the test sets; `hold` makes the next answers block, like a slow controller."""
+    """Answers what the test sets; clearing `released` makes answers block, like a slow
+    controller."""
 
     def __init__(self, state: DeploymentState) -> None:
         self.state = state
