@@ -29,6 +29,14 @@ def actor_options(num_cpus: float, same_loop: bool) -> dict[str, Any]:
     return actor
 
 
+#: How long a replica replaced by a rolling update keeps serving what it has in flight: long
+#: enough for a 2048-token generation, and for the gateway, which relays those generations and
+#: waits on the other deployments (with Serve's 20 s default, CI once saw a status request
+#: wait 19 s on a knowledge replica busy re-embedding after a model change, then get Serve's
+#: plain-text 500).
+GRACEFUL_SHUTDOWN_S = 60
+
+
 def deployment_options(name: str, d: DeploymentSpec, same_loop: bool = False) -> dict[str, Any]:
     """Serve options for a deployment of ours that runs on CPUs (or whole GPUs).
 
@@ -40,8 +48,7 @@ def deployment_options(name: str, d: DeploymentSpec, same_loop: bool = False) ->
         "max_constructor_retry_count": d.max_constructor_retry_count,
         "health_check_period_s": d.health_check_period_s,
         "health_check_timeout_s": d.health_check_timeout_s,
-        # A rolling update lets in-flight generations (up to 2048 tokens) finish first.
-        "graceful_shutdown_timeout_s": 60,
+        "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
     }
     if d.autoscaling is not None:
         options["autoscaling_config"] = d.autoscaling
@@ -89,6 +96,7 @@ def build_app(settings: Settings) -> Application:
         num_replicas=g.num_replicas,
         max_ongoing_requests=g.max_ongoing_requests,
         max_queued_requests=g.max_queued_requests,
+        graceful_shutdown_timeout_s=GRACEFUL_SHUTDOWN_S,
         ray_actor_options=actor_options(g.num_cpus, g.same_loop),
     )
     return gateway.bind(settings, models, embedder, knowledge, sync, connectors)
