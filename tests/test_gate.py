@@ -29,9 +29,13 @@ class ScriptedStatus:
         self.released = threading.Event()
         self.released.set()
 
+        self.failing = False
+
     def deployments(self) -> dict[str, DeploymentState]:
         self.calls += 1
         self.released.wait(10)
+        if self.failing:
+            raise ConnectionError("controller unreachable")
         return {"embedder": self.state}
 
 
@@ -77,5 +81,28 @@ def test_a_failed_deployment_is_named_in_the_refusal() -> None:
             await gate.require("embedder")
         assert refused.value.code == "embedder_failed"
         assert "the embedding model failed to start" in str(refused.value)
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_status_keeps_the_last_answer_and_is_retried_once_per_ttl() -> None:
+    async def scenario() -> None:
+        view = ScriptedStatus(RUNNING)
+        gate = DeploymentGate(view, retry_after=3, ttl_s=1.0, healthy_ttl_s=0.05)
+        await gate.require("embedder")
+        view.failing = True
+        await asyncio.sleep(0.06)
+        calls = view.calls
+        for _ in range(50):  # ~0.1 s of requests: within ttl_s of the first failed refresh
+            await gate.require("embedder")  # the last answer (running) still lets them in
+            await asyncio.sleep(0.002)
+        assert view.calls == calls + 1
+        await asyncio.sleep(1.05)
+        await gate.require("embedder")  # ttl_s has passed: this one starts the next try
+        for _ in range(100):
+            if view.calls > calls + 1:
+                break
+            await asyncio.sleep(0.01)
+        assert view.calls == calls + 2
 
     asyncio.run(scenario())

@@ -58,6 +58,9 @@ class DeploymentGate:
             if self._seen is None:
                 raise  # the waiting first request reports it
             log.warning("serve.status() failed; keeping the last answer", exc_info=True)
+            # Next try after ttl_s, not at the next request: a failing controller must not
+            # cost a status call per request.
+            self._seen_at, self._ttl = time.monotonic(), self.ttl_s
         finally:
             self._refresh = None
 
