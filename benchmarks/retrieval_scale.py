@@ -45,7 +45,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from bigevy.config import EmbedderSpec, KnowledgeSpec, Settings, VectorIndexSpec
 from bigevy.knowledge.chunking import layout
-from bigevy.knowledge.store import DocumentIn, KnowledgeStore, SearchFilters
+from bigevy.knowledge.records import DocumentIn, SearchFilters
+from bigevy.knowledge.store import KnowledgeStore
 from bigevy.knowledge.taxonomy import Category, Source
 
 # Ray starts its processes by fork + exec, so the LanceDB runtime of this process never runs

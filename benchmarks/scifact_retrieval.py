@@ -37,8 +37,9 @@ from tqdm import tqdm
 from bigevy.config import EmbedderSpec, KnowledgeSpec
 from bigevy.knowledge import ingest
 from bigevy.knowledge.chunking import layout
+from bigevy.knowledge.records import DocumentIn, SearchMode
 from bigevy.knowledge.service import KnowledgeService
-from bigevy.knowledge.store import DocumentIn, KnowledgeStore, SearchMode
+from bigevy.knowledge.store import KnowledgeStore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 CACHE = Path("/tmp/scifact-bench")

@@ -46,7 +46,8 @@ from bigevy.api.fleet import EnrollRequest
 from bigevy.api.sync import AckIn, SubscriptionIn
 from bigevy.config import Settings, SyncSpec, VectorIndexSpec
 from bigevy.fleet.service import open_fleet
-from bigevy.knowledge.store import DocumentIn, KnowledgeStore
+from bigevy.knowledge.records import DocumentIn
+from bigevy.knowledge.store import KnowledgeStore
 from bigevy.knowledge.taxonomy import Category
 from bigevy.sync.catalogue import RECORD_FIELDS, CatalogueReader
 from bigevy.sync.package import LEVEL, entry_line

@@ -10,7 +10,8 @@ import pytest
 from bigevy.config import EmbedderSpec
 from bigevy.knowledge.chunking import chunk_text
 from bigevy.knowledge.embedder import Embedder
-from bigevy.knowledge.store import DocumentIn, Hit, KnowledgeStore, SearchFilters, WriteResult
+from bigevy.knowledge.records import DocumentIn, Hit, SearchFilters, WriteResult
+from bigevy.knowledge.store import KnowledgeStore
 from bigevy.knowledge.taxonomy import Category, Source
 
 DOCS = [

@@ -319,7 +319,14 @@ def _bulk_ingest(
     with console.status("joining the Ray cluster"):
         cluster.connect(settings)
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"bulk ingesting {len(jsonl)} file(s)", total=total)
+        # Nothing is written until the pool's actors have loaded the model and embedded a
+        # first batch (~30 s on a 2-core host): say so rather than show a bar that stands.
+        title = f"bulk ingesting {len(jsonl)} file(s)"
+        task = bar.add_task(f"{title}: starting the embedding actors", total=total)
+
+        def advance(documents: int) -> None:
+            bar.update(task, advance=documents, description=title)
+
         report = bulk.run(
             jsonl,
             bulk.ServeWriter(settings.app_name),
@@ -329,7 +336,7 @@ def _bulk_ingest(
             embed_actors=actors,
             embed_cpus=cpus,
             batch_docs=batch_size,
-            on_progress=lambda n: bar.advance(task, n),
+            on_progress=advance,
         )
     console.print(f"{report.chunks} chunks embedded and written")
     return report

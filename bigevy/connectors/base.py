@@ -20,7 +20,7 @@ from bigevy.api.alerts import AlertIn
 from bigevy.api.knowledge import DocumentCreate
 from bigevy.connectors.spec import SourceSpec
 from bigevy.errors import BigEvyError
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 
 class SourceError(BigEvyError):

@@ -26,7 +26,7 @@ from bigevy.api.alerts import AlertIn
 from bigevy.connectors.base import Batch, SourceError, clip, document_id, fetch_bytes, make_document
 from bigevy.connectors.spec import SourceSpec
 from bigevy.connectors.xmlsafe import UnsafeXML, parse_xml
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import httpx
 
 from bigevy.connectors.base import Batch, SourceError, document_id, make_document
 from bigevy.connectors.spec import SourceSpec
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 SUFFIXES = frozenset((".md", ".markdown", ".txt", ".jsonl"))
 

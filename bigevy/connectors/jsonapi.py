@@ -15,7 +15,7 @@ import httpx
 
 from bigevy.connectors.base import Batch, SourceError, document_id, fetch_bytes, make_document
 from bigevy.connectors.spec import SourceSpec
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 
 class JsonApiConnector:

@@ -35,7 +35,7 @@ from bigevy.connectors.jsonapi import JsonApiConnector
 from bigevy.connectors.rss import RssConnector
 from bigevy.connectors.spec import FALLBACK_INTERVAL_S, ConnectorsSpec, SourceSpec
 from bigevy.connectors.state import SourceHealth, SourceState, StateCorrupt, StateStore
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from bigevy.alerts.service import AlertService
 from bigevy.api.alerts import AlertIn
 from bigevy.errors import BigEvyError, NotFound
-from bigevy.knowledge.store import DocumentIn
+from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger("ray.serve")
 

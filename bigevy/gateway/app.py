@@ -65,7 +65,7 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.legacy import LegacyService
 from bigevy.gateway.service import OpenAIService
 from bigevy.gateway.sync import add_sync_routes
-from bigevy.knowledge.store import SearchFilters
+from bigevy.knowledge.records import SearchFilters
 from bigevy.knowledge.taxonomy import Category, Source
 
 log = logging.getLogger(__name__)

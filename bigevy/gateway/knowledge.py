@@ -21,7 +21,7 @@ from bigevy.api.knowledge import (
     WriteOut,
 )
 from bigevy.errors import BigEvyError
-from bigevy.knowledge.store import DocumentIn, Hit, SearchFilters, WriteResult
+from bigevy.knowledge.records import DocumentIn, Hit, SearchFilters, WriteResult
 
 
 class KnowledgeBackend(Protocol):

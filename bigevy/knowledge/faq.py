@@ -20,6 +20,8 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+from bigevy.knowledge.records import sql_literal
+
 
 @dataclass(frozen=True)
 class FaqGroup:
@@ -50,10 +52,6 @@ def _schema(dimensions: int) -> pa.Schema:
     )
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class FaqStore:
     def __init__(self, uri: str, embedding_model: str, dimensions: int) -> None:
         self.db = lancedb.connect(uri)
@@ -76,7 +74,7 @@ class FaqStore:
     ) -> FaqGroup:
         """Count one more asking of `question`; the group it joined or started."""
         now = time.time()
-        where = f"region = {_quote(region)} AND language = {_quote(language)}"
+        where = f"region = {sql_literal(region)} AND language = {sql_literal(language)}"
         with self._lock:
             nearest = (
                 self.table.search(vector, query_type="vector")
@@ -91,7 +89,7 @@ class FaqStore:
                 values: dict[str, Any] = {"count": row["count"] + 1, "last_seen": now}
                 if better:
                     values.update(answer=answer, grounded=grounded)
-                self.table.update(where=f"id = {_quote(row['id'])}", values=values)
+                self.table.update(where=f"id = {sql_literal(row['id'])}", values=values)
                 row = {**row, **values}
             else:
                 row = {
@@ -113,7 +111,7 @@ class FaqStore:
         """The region's most asked groups (every language), most asked first."""
         rows = (
             self.table.search()
-            .where(f"region = {_quote(region)}")
+            .where(f"region = {sql_literal(region)}")
             .select(
                 ["id", "region", "language", "question", "answer", "grounded", "count", "last_seen"]
             )

@@ -15,15 +15,15 @@ from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.faq import FaqStore
-from bigevy.knowledge.store import (
+from bigevy.knowledge.records import (
     DocumentIn,
     Embedded,
     Hit,
-    KnowledgeStore,
     SearchFilters,
     SearchMode,
     WriteResult,
 )
+from bigevy.knowledge.store import KnowledgeStore
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 

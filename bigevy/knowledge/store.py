@@ -25,16 +25,13 @@ a search racing another process's write can then miss a document for that moment
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import lancedb
 import pyarrow as pa
@@ -43,76 +40,15 @@ from lancedb.index import FTS, IvfHnswSq, IvfPq
 
 from bigevy.config import VectorIndexSpec
 from bigevy.knowledge.chunking import passage
-from bigevy.knowledge.taxonomy import Category, Priority, Source
-
-SearchMode = Literal["hybrid", "vector", "keyword"]
-
-
-@dataclass
-class DocumentIn:
-    id: str
-    title: str
-    text: str
-    category: Category
-    source: Source
-    url: str = ""
-    region: str = "global"
-    language: str = "en"
-    priority: Priority = "normal"
-
-    def content_hash(self) -> str:
-        """Over everything a reader sees: the same hash means nothing to re-embed or resend."""
-        fields = asdict(self)
-        fields.pop("id")
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
-#: A document with its chunks and their vectors, ready to write.
-Embedded = tuple[DocumentIn, list[str], list[list[float]]]
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    id: str
-    status: Literal["added", "updated", "unchanged", "deleted"]
-    version: int
-    revision: int
-
-
-@dataclass
-class SearchFilters:
-    categories: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    regions: list[str] = field(default_factory=list)
-    languages: list[str] = field(default_factory=list)
-    updated_after: float | None = None  # unix seconds
-
-    def where(self) -> str | None:
-        clauses = [
-            f"{column} IN ({', '.join(_quote(v) for v in values)})"
-            for column, values in (
-                ("category", self.categories),
-                ("source", self.sources),
-                ("region", self.regions),
-                ("language", self.languages),
-            )
-            if values
-        ]
-        if self.updated_after is not None:
-            clauses.append(f"updated_at > {float(self.updated_after)}")
-        return " AND ".join(clauses) or None
-
-
-@dataclass(frozen=True)
-class Hit:
-    chunk_id: str
-    document_id: str
-    title: str
-    text: str
-    url: str
-    category: str
-    source: str
-    score: float
+from bigevy.knowledge.records import (
+    DocumentIn,
+    Embedded,
+    Hit,
+    SearchFilters,
+    SearchMode,
+    WriteResult,
+    sql_literal,
+)
 
 
 def _same(stored: dict[str, Any] | None, doc: DocumentIn) -> bool:
@@ -126,10 +62,6 @@ def _columns(table: Any, names: list[str], where: str | None = None) -> pa.Table
     if where:
         query = query.where(where)
     return query.limit(None).to_arrow()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 _META = [
@@ -233,7 +165,7 @@ class KnowledgeStore:
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, document_id: str, *, include_deleted: bool = False) -> dict[str, Any] | None:
-        rows = self.documents.search().where(f"id = {_quote(document_id)}").limit(1).to_list()
+        rows = self.documents.search().where(f"id = {sql_literal(document_id)}").limit(1).to_list()
         if not rows or (rows[0]["deleted"] and not include_deleted):
             return None
         return rows[0]
@@ -254,7 +186,7 @@ class KnowledgeStore:
             return [], len(ids)
         rows = (
             self.documents.search()
-            .where(f"id IN ({', '.join(_quote(i) for i in page)})")
+            .where(f"id IN ({', '.join(sql_literal(i) for i in page)})")
             .limit(len(page))
             .to_list()
         )
@@ -384,7 +316,7 @@ class KnowledgeStore:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(document_ids), 500):
             batch = document_ids[start : start + 500]
-            where = f"id IN ({', '.join(_quote(i) for i in batch)})"
+            where = f"id IN ({', '.join(sql_literal(i) for i in batch)})"
             for row in self.documents.search().where(where).limit(len(batch)).to_list():
                 found[row["id"]] = row
         return found
@@ -420,7 +352,7 @@ class KnowledgeStore:
     def _drop_stale_chunks(self, keep: dict[str, int | None]) -> None:
         """Delete chunks of these documents except the version kept (None: all of them)."""
         clauses = [
-            f"(document_id = {_quote(document_id)}"
+            f"(document_id = {sql_literal(document_id)}"
             + (f" AND version != {version})" if version is not None else ")")
             for document_id, version in keep.items()
         ]
@@ -441,7 +373,7 @@ class KnowledgeStore:
         ]
         for start in range(0, len(stale), 500):
             batch = stale[start : start + 500]
-            self.chunks.delete(f"id IN ({', '.join(_quote(i) for i in batch)})")
+            self.chunks.delete(f"id IN ({', '.join(sql_literal(i) for i in batch)})")
         return len(stale)
 
     # -- a new embedding model ------------------------------------------------------------
@@ -660,7 +592,7 @@ class KnowledgeStore:
     def _current_versions(self, document_ids: set[str]) -> dict[str, int]:
         if not document_ids:
             return {}
-        where = f"id IN ({', '.join(_quote(i) for i in document_ids)}) AND deleted = false"
+        where = f"id IN ({', '.join(sql_literal(i) for i in document_ids)}) AND deleted = false"
         rows = (
             self.documents.search()
             .where(where)
