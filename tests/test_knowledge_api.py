@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -388,6 +389,8 @@ def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
     assert first.returncode == 1, first.stdout + first.stderr  # one line was refused
     assert summary(first.stdout) == {"added": 300, "updated": 1, "unchanged": 0, "failed": 1}
     assert "invalid JSON" in first.stdout and "301 chunks" in first.stdout
+    console = first.stdout + first.stderr  # the summary, not Ray Data's or Serve's chatter
+    assert not re.search(r"\bINFO\b|deprecated", console), console
     assert search(base_url, "clean the solar panels", top_k=1)[0]["citation"]["document_id"] == (
         "dump-7"
     )

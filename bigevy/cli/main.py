@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -301,6 +302,21 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _quiet_ray_console() -> None:
+    """The bar of a bulk ingest is the progress: Ray Data's own bars and its and Serve's INFO
+    lines on the console would only break it up. Ray Data's log file keeps everything."""
+    import ray.data
+    import ray.serve  # both set their loggers up on import: quieted after it
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for name, level in (("ray.data", logging.ERROR), ("ray.serve", logging.WARNING)):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                handler.setLevel(level)
+
+
 def _bulk_ingest(
     path: Path, defaults: dict[str, str], batch_size: int, actors: int, cpus: float
 ) -> IngestReport | BulkReport:
@@ -318,6 +334,7 @@ def _bulk_ingest(
             total += sum(1 for line in lines if line.strip())
     with console.status("joining the Ray cluster"):
         cluster.connect(settings)
+    _quiet_ray_console()
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
         # Nothing is written until the pool's actors have loaded the model and embedded a
         # first batch (~30 s on a 2-core host): say so rather than show a bar that stands.

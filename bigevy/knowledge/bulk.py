@@ -169,20 +169,20 @@ def run(
             parse_lines,
             fn_kwargs={"defaults": defaults, "spec": knowledge},
             num_cpus=0.25,
-            concurrency=embed_actors,
+            compute=ray.data.TaskPoolStrategy(size=embed_actors),
         )
         .map_batches(
             SkipUnchanged,
             fn_constructor_args=(writer,),
             batch_size=batch_docs,
-            concurrency=1,
+            compute=ray.data.ActorPoolStrategy(size=1),
             num_cpus=0.1,
         )
         .map_batches(
             EmbedChunks,
             fn_constructor_args=(embedder,),
             batch_size=batch_docs,
-            concurrency=embed_actors,
+            compute=ray.data.ActorPoolStrategy(size=embed_actors),
             num_cpus=embed_cpus,
         )
     )
