@@ -16,6 +16,7 @@ from typing import Any
 
 import lancedb
 
+from bigevy.knowledge.records import sql_literal
 from bigevy.sync.selection import Entry, order
 
 _COLUMNS = {
@@ -127,7 +128,7 @@ class CatalogueReader:
             return found
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
-            quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in part)
+            quoted = ", ".join(sql_literal(i) for i in part)
             rows = (
                 table.search()
                 .where(f"id IN ({quoted}) AND deleted = false")
