@@ -4,7 +4,7 @@ unchanged, embed on an actor pool, write through the knowledge deployment) vs. r
 machine).
 
     .venv/bin/python benchmarks/bulk_ingest.py [--docs 1000] [--batch 64] [--actors 1]
-        [--actor-threads N] [--actor-cpus 1] [--no-colocated]
+        [--actor-threads N] [--actor-streams N] [--actor-cpus 1] [--no-colocated]
 
 Goal (issue 3): pipeline chunks/s >= 0.8x raw embedding chunks/s. SciFact abstracts from
 ../shared/data/scifact are the corpus (synthetic notes when it is absent). A second baseline,
@@ -51,15 +51,18 @@ def corpus(n: int, path: Path) -> list[str]:
 
 
 def raw_chunks_per_second(chunks: list[str]) -> float:
-    """The baseline at its best: one process, torch on every core."""
-    from bigevy.knowledge.embedder import Embedder
+    """The baseline at its best: one process, torch on every core, batches of 32."""
+    from raw_model import raw_sentence_transformer
 
-    embedder = Embedder(Settings().embedder.model_copy(update={"num_threads": None}))
-    embedder.encode(chunks[:64])  # warm-up
+    model = raw_sentence_transformer()
+
+    def encode(texts: list[str]) -> None:
+        model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+
+    encode(chunks[:64])  # warm-up
     started = time.perf_counter()
-    embedder.encode(chunks)
+    encode(chunks)
     elapsed = time.perf_counter() - started
-    del embedder
     return len(chunks) / elapsed
 
 
@@ -82,6 +85,12 @@ def main() -> None:
     parser.add_argument(
         "--actor-threads", type=int, default=None, help="torch threads per actor (default: all)"
     )
+    parser.add_argument(
+        "--actor-streams",
+        type=int,
+        default=None,
+        help="torch streams per actor (default: one a thread)",
+    )
     parser.add_argument("--actor-cpus", type=float, default=1.0, help="Ray CPUs per actor")
     parser.add_argument(
         "--no-colocated", action="store_true", help="skip the raw encode beside the app"
@@ -97,7 +106,9 @@ def main() -> None:
     settings = Settings(data_dir=work / "data")
     start_serve(settings, num_cpus=4)
     colocated = None if args.no_colocated else raw_next_to_app(chunks)
-    actor_embedder = settings.embedder.model_copy(update={"num_threads": args.actor_threads})
+    actor_embedder = settings.embedder.model_copy(
+        update={"num_threads": args.actor_threads, "streams": args.actor_streams}
+    )
     written: list[float] = []  # when each batch of documents was written
 
     def progress(documents: int) -> None:
@@ -129,9 +140,10 @@ def main() -> None:
     raw_after = raw_chunks_per_second(chunks)
     raw = (raw_before + raw_after) / 2
     threads = args.actor_threads or "all"
+    streams = args.actor_streams or "one a thread"
     print(
         f"{args.docs} documents, {len(chunks)} chunks, {args.actors} embedding actor(s) "
-        f"of {threads} torch thread(s)"
+        f"of {threads} torch thread(s) in {streams} stream(s)"
     )
     print(
         f"raw encode (in-process, batch 32): {raw:8.1f} chunks/s "

@@ -48,20 +48,19 @@ def load_texts(n: int) -> list[str]:
 
 def raw_worker() -> None:
     """Raw sentence-transformers in a clean process: texts on stdin, texts/s on stdout."""
-    from bigevy.knowledge.embedder import Embedder
+    from raw_model import raw_sentence_transformer
 
     request = json.loads(sys.stdin.read())
-    # The best raw: torch on every core, whatever the served replicas are configured to use.
-    embedder = Embedder(Settings().embedder.model_copy(update={"num_threads": os.cpu_count()}))
+    model = raw_sentence_transformer()
     texts = request["texts"]
-    embedder.model.encode(texts[:64], batch_size=32)  # warm-up
+    model.encode(texts[:64], batch_size=32)  # warm-up
     started = time.perf_counter()
-    embedder.model.encode(texts, batch_size=32, normalize_embeddings=True)
+    model.encode(texts, batch_size=32, normalize_embeddings=True)
     batched = len(texts) / (time.perf_counter() - started)
     single = texts[: request["single"]]
     started = time.perf_counter()
     for text in single:
-        embedder.model.encode([text], normalize_embeddings=True)
+        model.encode([text], normalize_embeddings=True)
     one_at_a_time = len(single) / (time.perf_counter() - started)
     print(json.dumps({"batched": batched, "one_at_a_time": one_at_a_time}))
 

@@ -427,7 +427,9 @@ def raw_worker() -> None:
         if "embedder" not in state:
             from bigevy.knowledge.embedder import Embedder
 
-            state["embedder"] = Embedder(EmbedderSpec(num_threads=setup["embed_threads"]))
+            # One stream on every thread, as the knowledge replica encodes queries.
+            spec = EmbedderSpec(num_threads=setup["embed_threads"], streams=1)
+            state["embedder"] = Embedder(spec)
             assert state["embedder"].dimensions == DIMENSIONS
             state["embedder"].encode(texts[:8])
         return state["embedder"].encode([text])[0]

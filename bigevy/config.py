@@ -140,6 +140,12 @@ class EmbedderSpec(_Strict):
     )
     max_inputs: int = Field(2048, ge=1, description="Texts per /v1/embeddings request.")
     num_threads: int | None = Field(None, ge=1, description="torch threads; default all cores.")
+    streams: int | None = Field(
+        None,
+        ge=1,
+        description="Batches encoded side by side, each on num_threads / streams threads; "
+        "default one per thread (steadier on a shared host; queries use one stream).",
+    )
     deployment: DeploymentSpec = DeploymentSpec(
         num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
     )

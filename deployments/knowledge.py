@@ -41,7 +41,9 @@ class KnowledgeDeployment(KnowledgeService):
             # A search embeds one short text: the hop to the embedder replica and its batch
             # wait cost more than the encoding (benchmarks/RESULTS.md, retrieval at scale).
             # No batch wait: queries that arrive while one is encoded go in the next call.
-            queries = BatchedEncoder(settings.embedder, batch_wait_timeout_s=0)
+            # One stream on every thread: a single query encodes fastest that way.
+            spec = settings.embedder.model_copy(update={"streams": 1})
+            queries = BatchedEncoder(spec, batch_wait_timeout_s=0)
             local = (queries.embedder.model_id, queries.embedder.dimensions)
             if local != (info["id"], info["dimensions"]):
                 raise RuntimeError("the query encoder and the embedder disagree on the model")
