@@ -182,7 +182,13 @@ def run(
             EmbedChunks,
             fn_constructor_args=(embedder,),
             batch_size=batch_docs,
-            compute=ray.data.ActorPoolStrategy(size=embed_actors),
+            # Two batches at once per actor, both shared out over its torch streams: a stream
+            # done with its share of one starts on the next instead of waiting for the others.
+            compute=ray.data.ActorPoolStrategy(
+                size=embed_actors,
+                max_concurrent_calls_per_actor=2,
+                enable_true_multi_threading=True,
+            ),
             num_cpus=embed_cpus,
         )
     )
