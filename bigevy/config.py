@@ -108,7 +108,8 @@ class ModelSpec(_Strict):
     )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict,
-        description="Passed to the engine: llama.cpp Llama(...) or vLLM engine args.",
+        description="Passed to the engine: llama.cpp Llama(...) (and `use_extra_bufts`, off "
+        "by default: see bigevy/serving/llamacpp.py) or vLLM engine args.",
     )
     stream_interval_ms: int = Field(
         50,

@@ -8,8 +8,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,35 @@ def resolve_model_path(source: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"not a GGUF file: {path}")
     return path
+
+
+@contextmanager
+def _model_params(**fields: Any) -> Iterator[None]:
+    """`Llama(...)` loads its model with these `llama_model_params` fields changed.
+
+    llama-cpp-python takes no argument for most of them, so its factory of default params is
+    swapped while a `Llama` is built (model replicas build one, on one thread). Used for
+    `use_extra_bufts`, off by default: on a CPU with AMX (Sapphire Rapids and later) llama.cpp
+    repacks the weights into its AMX buffer type, and the first decode of the packaged
+    SmolLM2 Q4_1 then dies in `ggml_backend_amx_mul_mat` (SIGSEGV, llama-cpp-python 0.3.36 built
+    from source with its native default). Without extra buffer types it decodes normally.
+    """
+    import llama_cpp.llama as llama_module
+
+    library = llama_module.llama_cpp
+    default = library.llama_model_default_params
+
+    def changed() -> Any:
+        params = default()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    library.llama_model_default_params = changed
+    try:
+        yield
+    finally:
+        library.llama_model_default_params = default
 
 
 def default_threads() -> int:
@@ -79,8 +109,11 @@ class LlamaCppEngine(LLMEngine):
             "n_ctx": self.spec.context_length,
             "n_threads": n_threads,
             "verbose": False,
+            **self.spec.engine_kwargs,
         }
-        llm = Llama(model_path=str(self.model_path), **{**kwargs, **self.spec.engine_kwargs})
+        extra_buffers = bool(kwargs.pop("use_extra_bufts", False))
+        with _model_params(use_extra_bufts=extra_buffers):
+            llm = Llama(model_path=str(self.model_path), **kwargs)
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
             self._formatter = Jinja2ChatFormatter(
