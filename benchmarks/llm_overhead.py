@@ -31,7 +31,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
-from bigevy.serving.llamacpp import default_threads, resolve_model_path
+from bigevy.serving.llamacpp import default_threads, model_params, resolve_model_path
 
 SYSTEM = "You are EVY, a helpful assistant. Answer clearly."
 QUESTIONS = [
@@ -70,12 +70,15 @@ class Raw:
 
         spec = settings.models[0]
         self.repeat_penalty = spec.sampling.repeat_penalty  # the same sampling as the replica
-        self.llm = Llama(
-            model_path=str(resolve_model_path(spec.source)),
-            n_ctx=spec.context_length,
-            n_threads=spec.n_threads or default_threads(),
-            verbose=False,
-        )
+        # Loaded as the replica loads it: without llama.cpp's extra buffer types, whose AMX
+        # one crashes on AMX hosts (bigevy/serving/llamacpp.py).
+        with model_params(use_extra_bufts=False):
+            self.llm = Llama(
+                model_path=str(resolve_model_path(spec.source)),
+                n_ctx=spec.context_length,
+                n_threads=spec.n_threads or default_threads(),
+                verbose=False,
+            )
         self.format = Jinja2ChatFormatter(
             template=self.llm.metadata["tokenizer.chat_template"],
             eos_token=self.llm.detokenize([self.llm.token_eos()], special=True).decode(),

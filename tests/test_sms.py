@@ -112,6 +112,16 @@ def test_any_text_fits_and_is_a_prefix(text: str, max_segments: int) -> None:
     assert fit.segments <= max_segments
     assert normal.startswith(fit.text.removesuffix(ELLIPSIS))
     assert fit.truncated == (fit.text != normal)
-    body = fit.text.removesuffix(ELLIPSIS)
+    # A cut at a sentence end keeps the text as it is (its own "..." included); any other cut
+    # adds the ellipsis.
+    body = fit.text if normal.startswith(fit.text) else fit.text.removesuffix(ELLIPSIS)
     if fit.truncated and body and " " in body:  # a cut ends a word, unless one word is too long
         assert normal[len(body)] == " " or body[-1] in ".!?,;:-"
+
+
+def test_a_sentence_ending_in_dots_is_kept_whole() -> None:
+    """Found by the property above: the text's own "..." is not the ellipsis of a cut."""
+    text = "á " + "x" * 40 + "... " + "x" * 40  # UCS-2 (á): 70 units, and 86 of text
+    fit = fit_sms(text, 1)
+    assert fit.text == "á " + "x" * 40 + "..."
+    assert (fit.encoding, fit.segments, fit.truncated) == ("UCS-2", 1, True)

@@ -37,7 +37,7 @@ def resolve_model_path(source: str) -> Path:
 
 
 @contextmanager
-def _model_params(**fields: Any) -> Iterator[None]:
+def model_params(**fields: Any) -> Iterator[None]:
     """`Llama(...)` loads its model with these `llama_model_params` fields changed.
 
     llama-cpp-python takes no argument for most of them, so its factory of default params is
@@ -112,7 +112,7 @@ class LlamaCppEngine(LLMEngine):
             **self.spec.engine_kwargs,
         }
         extra_buffers = bool(kwargs.pop("use_extra_bufts", False))
-        with _model_params(use_extra_bufts=extra_buffers):
+        with model_params(use_extra_bufts=extra_buffers):
             llm = Llama(model_path=str(self.model_path), **kwargs)
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
