@@ -1,7 +1,7 @@
 """SciFact retrieval quality (BEIR protocol) of bigEVY's knowledge base, per search mode, next to
 LanceDB's out-of-the-box hybrid search over the same corpus.
 
-    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train] [--rebuild]
+    .venv/bin/python benchmarks/scifact_retrieval.py [--split test|train] [--rebuild] [--dtype auto]
 
 Why: `KnowledgeStore.search` is what the server answers with, so the corpus goes in through our
 own path (ingest.read -> KnowledgeService.put_many -> chunking, packaged embedder,
@@ -123,12 +123,14 @@ class CachedEmbedder:
         self.embedder = Embedder(spec)
         self.model_id = self.embedder.model_id
         self.dimensions = self.embedder.dimensions
+        #: What the cached vectors depend on: the model, and the precision it ran in.
+        self.variant = f"{self.model_id}-{self.embedder.dtype}"
         cache_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(cache_dir / f"embeddings-{self.model_id}.sqlite")
+        self.db = sqlite3.connect(cache_dir / f"embeddings-{self.variant}.sqlite")
         self.db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
 
     def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.model_id}\0{text}".encode()).hexdigest()
+        return hashlib.sha1(f"{self.variant}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: list[str]) -> list[list[float]]:
         keys = [self._key(t) for t in texts]
@@ -171,7 +173,7 @@ def build_store(
 ) -> KnowledgeStore:
     """The corpus in a KnowledgeStore through KnowledgeService; reused when already complete."""
     chunk_layout = layout(spec.chunk_size, spec.chunk_overlap)
-    uri = cache / f"store-{embedder.model_id}-{chunk_layout}"
+    uri = cache / f"store-{embedder.variant}-{chunk_layout}"
     done = uri / "COMPLETE"
     if rebuild and uri.exists():
         shutil.rmtree(uri)
@@ -230,7 +232,7 @@ def baseline_table(docs: list[DocumentIn], embedder: CachedEmbedder, cache: Path
     import lancedb
     from lancedb.index import FTS
 
-    db = lancedb.connect(str(cache / f"baseline-{embedder.model_id}"))
+    db = lancedb.connect(str(cache / f"baseline-{embedder.variant}"))
     try:
         table = db.open_table("docs")
         if table.count_rows() == len(docs):
@@ -284,6 +286,9 @@ def main() -> None:
         "--depth", type=int, default=300, help="chunk hits asked of vector and keyword search"
     )
     parser.add_argument("--rebuild", action="store_true", help="ingest again (embeddings cached)")
+    parser.add_argument(
+        "--dtype", choices=["auto", "float32", "bfloat16"], default="auto", help="embedder dtype"
+    )
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 
@@ -291,7 +296,7 @@ def main() -> None:
     queries = {q: t for q, t in load_queries(args.data).items() if q in qrels}
     docs = load_documents(args.data)
     spec = KnowledgeSpec(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
-    embedder = CachedEmbedder(EmbedderSpec(), args.cache)
+    embedder = CachedEmbedder(EmbedderSpec(dtype=args.dtype), args.cache)
     store = build_store(
         docs,
         embedder,
@@ -307,7 +312,7 @@ def main() -> None:
         f"\nSciFact {args.split}: {len(queries)} queries, {len(docs)} documents, "
         f"{store.chunks.count_rows()} chunks (size {spec.chunk_size}, overlap "
         f"{spec.chunk_overlap}, title line in each), "
-        f"embedder {embedder.model_id}\n"
+        f"embedder {embedder.model_id} ({embedder.embedder.dtype})\n"
     )
     runs = {f"bigEVY {mode}": mode for mode in MODES}
     if baseline is not None:

@@ -147,6 +147,12 @@ class EmbedderSpec(_Strict):
         description="Batches encoded side by side, each on num_threads / streams threads; "
         "default one per thread (steadier on a shared host; queries use one stream).",
     )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="The model's weights and arithmetic on CPU; auto: bfloat16 where the CPU "
+        "has AMX (matrix units that run bfloat16: ~3x the texts/s), else float32. Vectors are "
+        "float32 either way (cosine between the two >= 0.998).",
+    )
     deployment: DeploymentSpec = DeploymentSpec(
         num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
     )

@@ -50,3 +50,16 @@ def test_tokens_are_counted_while_streams_encode(two_streams: Embedder) -> None:
         assert {c.result() for c in counts} == {limit + two_streams.count_tokens(["boil water"])}
         for encoded in encodes:
             assert np.allclose(encoded.result(), expected, atol=1e-5)
+
+
+def test_bfloat16_vectors_are_unit_float32_and_close_to_float32_ones() -> None:
+    """Either precision gives the same vector space (what `dtype: auto` may pick per host)."""
+    texts = TEXTS[:12]
+    exact = Embedder(EmbedderSpec(dtype="float32")).encode_array(texts)
+    fast = Embedder(EmbedderSpec(dtype="bfloat16"))
+    assert fast.dtype == "bfloat16"
+    vectors = fast.encode_array(texts)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(vectors * exact, axis=1) > 0.99).all()
+    assert Embedder(EmbedderSpec()).dtype in ("float32", "bfloat16")

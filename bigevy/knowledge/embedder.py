@@ -21,6 +21,10 @@ class Embedder:
     two 1-thread streams 51 (61 and 60 on the idle host; benchmarks/RESULTS.md). One stream
     with every thread is still the faster way to encode a single text (6.5 vs 8.8 ms for a
     query), so the query encoder keeps `streams=1`.
+
+    On a CPU with AMX the model runs in bfloat16 (`dtype: auto`): 161-175 against 56 chunks/s
+    in float32 on this project's AMX host, the same 5.5 ms for one query, cosine to the
+    float32 vectors >= 0.998. Vectors are normalised again in float32 either way.
     """
 
     def __init__(self, spec: EmbedderSpec) -> None:
@@ -34,7 +38,12 @@ class Embedder:
         per_stream = threads // self.streams
         torch.set_num_threads(per_stream)
         self.spec = spec
-        self.model = SentenceTransformer(str(resolve_source(spec.source)), device="cpu")
+        self.dtype = spec.dtype if spec.dtype != "auto" else fastest_dtype()
+        self.model = SentenceTransformer(
+            str(resolve_source(spec.source)),
+            device="cpu",
+            model_kwargs={"dtype": getattr(torch, self.dtype)},
+        )
         self.dimensions = int(self.model.get_embedding_dimension())
         # Each thread that calls torch gets an OpenMP team of its own, sized by that thread's
         # setting: only these threads ever call the model.
@@ -50,13 +59,14 @@ class Embedder:
         return self.spec.id
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(
+        vectors = self.model.encode(
             texts,
             batch_size=self.spec.max_batch_size,
-            normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         ).astype(np.float32, copy=False)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, np.float32(1e-12))
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
         """Encode `texts` on the next free stream (one batch, one stream)."""
@@ -81,6 +91,20 @@ class Embedder:
         return self.encode_array(texts).tolist()
 
     def count_tokens(self, texts: list[str]) -> int:
-        """Tokens the model reads (after truncation to its maximum sequence length)."""
-        limit = self.model.max_seq_length
-        return sum(min(len(ids), limit) for ids in self.model.tokenizer(texts)["input_ids"])
+        """Tokens the model reads (after truncation to its maximum sequence length).
+
+        Tokenized exactly as `encode` tokenizes: the fast tokenizer keeps its truncation
+        settings as state, and a call with other settings switched truncation off under a
+        stream encoding a long text (the model then got 1026 positions of its 512)."""
+        return int(self.model.preprocess(texts)["attention_mask"].sum())
+
+
+def fastest_dtype() -> str:
+    """bfloat16 where the CPU has AMX's bfloat16 unit (Intel Sapphire Rapids and later, as
+    Linux lists its flags); float32 elsewhere, where bfloat16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            amx = any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo)
+    except OSError:
+        amx = False
+    return "bfloat16" if amx else "float32"
