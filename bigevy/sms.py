@@ -95,7 +95,7 @@ def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
         else:
             high = mid - 1
     room = low + len(ELLIPSIS)  # a cut at a sentence end needs no ellipsis
-    sentences = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() <= room]
+    sentences = [end for end in sentence_ends(text) if end <= room]
     for end in reversed(sentences):
         if fits(text[:end], max_segments):
             return _result(text[:end], truncated=True)
@@ -103,6 +103,18 @@ def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
     if low < len(text) and not text[low].isspace() and " " in prefix:
         prefix = prefix[: prefix.rindex(" ")]  # never end inside a word
     return _result(prefix.rstrip(" ,;:-") + ELLIPSIS, truncated=True)
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Where sentences end: at ".", "!" or "?" before a space or the end of `text`, once the
+    sentence holds a letter. "1." opening a numbered list is not a sentence (a model's answer
+    "1. Boiling is ..." once became the SMS "1.")."""
+    ends, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if any(c.isalpha() for c in text[start : match.end()]):
+            ends.append(match.end())
+            start = match.end()
+    return ends
 
 
 def _result(text: str, *, truncated: bool) -> SmsFit:

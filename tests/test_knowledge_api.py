@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
+from bigevy.grounding import given_numbers, phone_numbers
 from bigevy.sms import encoding_of, segment_count
 from tests.conftest import API, BIGEVY, ServeCluster, wait_for
 
@@ -240,6 +241,29 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
         assert body["sms_encoding"] == encoding_of(body["sms"])
         assert " ".join(body["answer"].split()).startswith(body["sms"].removesuffix("..."))
         assert body["timings"]["total_ms"] >= body["timings"]["retrieval_ms"] > 0
+
+
+def test_evy_query_gives_no_phone_number_its_sources_do_not(base_url: str) -> None:
+    """Asked for a number the knowledge base does not hold, the small model tends to make one
+    up; whatever it wrote, the answer and the SMS give only numbers the cited documents give."""
+    reply = API.post(
+        f"{base_url}/v1/evy/query",
+        timeout=120,
+        json={
+            "node_id": "lil-001",
+            "message": "what is the phone number of the national poison control hotline",
+            "max_tokens": 80,
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    sources = [
+        API.get(f"{base_url}/v1/knowledge/documents/{c['document_id']}").json()["text"]
+        for c in body["citations"]
+    ]
+    given = given_numbers(sources)
+    assert body["answer"].strip()
+    assert set(phone_numbers(body["answer"]) + phone_numbers(body["sms"])) <= given
 
 
 @pytest.mark.parametrize(

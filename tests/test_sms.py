@@ -73,6 +73,14 @@ def test_cut_at_a_sentence_boundary_when_one_fits() -> None:
     assert fit.truncated and fit.segments == 1 and fit.encoding == "GSM-7"
 
 
+def test_a_numbered_list_marker_is_not_a_sentence() -> None:
+    """Seen from SmolLM2-135M: an answer opening "1. Boiling is ..." became the SMS "1."."""
+    fit = fit_sms("1. " + words(200) + ". 2. Keep it covered.")
+    assert fit.text.startswith("1. Boil water for one minute")
+    assert fit.text.endswith(ELLIPSIS) and len(fit.text) > 140  # a word cut, not "1."
+    assert fit_sms("1. Boil it. 2. " + words(200)).text == "1. Boil it."
+
+
 def test_cut_at_a_word_boundary_with_an_ellipsis() -> None:
     fit = fit_sms(words(400))
     assert fit.text.endswith(ELLIPSIS) and fit.segments == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from bigevy.api.knowledge import EvyAnswer, EvyQuery, SearchRequest, TriageOut
@@ -10,8 +11,9 @@ from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
 from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
+from bigevy.grounding import drop_unsupported_numbers
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import fit_sms
+from bigevy.sms import fit_sms, sentence_ends
 from bigevy.triage import Triage, triage
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,25 @@ GROUNDING = (
     "do not answer the question. Never invent phone numbers or facts."
 )
 PASSAGE_CHARS = 600
+#: "[4]": how the prompt numbers its sources. Small models copy the marks into the answer,
+#: where they point at nothing the user sees (the citations are listed apart, deduplicated).
+SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
 #: `model` of an answer taken from the knowledge base without a language model.
 KNOWLEDGE_BASE = "knowledge-base"
+#: The answer when nothing was found and every sentence the model wrote gave a made-up number.
+NO_VERIFIED_ANSWER = "No verified answer was found. Ask a local health worker or official service."
+
+
+def lead(text: str, limit: int) -> str:
+    """The whole sentences `text` opens with, up to `limit` characters (else its first words)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    ends = [end for end in sentence_ends(text) if end <= limit]
+    if ends:
+        return text[: ends[-1]]
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + "..."
 
 
 class EvyService:
@@ -68,7 +87,21 @@ class EvyService:
             )
         )
         assert isinstance(reply, ChatCompletion)  # not streamed
-        answer = reply.choices[0].message.content.strip()
+        model = reply.model
+        checked = drop_unsupported_numbers(
+            SOURCE_MARK.sub("", reply.choices[0].message.content), [h.text for h in passages.hits]
+        )
+        if checked.dropped:
+            log.warning(
+                "dropped %d sentence(s) with a phone number no source gives (node %s)",
+                len(checked.dropped),
+                query.node_id,
+            )
+        answer = checked.text
+        if not answer and passages.hits:  # the best source itself, rather than nothing
+            answer, model = lead(passages.hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
+        elif not answer:
+            answer = NO_VERIFIED_ANSWER
         sms = fit_sms(answer, query.max_sms_segments)
         done = time.perf_counter()
         citations, seen = [], set()
@@ -82,7 +115,7 @@ class EvyService:
             sms_segments=sms.segments,
             sms_encoding=sms.encoding,
             citations=citations,
-            model=reply.model,
+            model=model,
             triage=TriageOut(emergency=False),
             timings={
                 "retrieval_ms": round((retrieved - started) * 1000, 1),

@@ -1,0 +1,67 @@
+"""Phone numbers in a generated answer that its sources do not give are taken out.
+
+The prompt forbids inventing numbers, and small models do it anyway: SmolLM2-135M, asked about
+a child's fever with the starter knowledge as sources, told the user to call a US toll-free
+number found in none of them. On a basic phone a made-up number is worse than none, and answers
+also become FAQ knowledge shipped to nodes, so every sentence with a number the sources do not
+give is dropped before the answer is sent or stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+#: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
+_NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]*\d(?!\w)|(?<![\w+])\d(?!\w)")
+_DIGIT_RUN = re.compile(r"\d+")
+#: Words that make a short number a number to call: "dial 999", "call 112", "hotline 116".
+_CALL_CUE = re.compile(
+    r"\b(call|dial|phone|ring|hotline|helpline|line|number|tel|telephone|contact|text|sms|"
+    r"whatsapp|toll-free|free)\W+(?:\w+\W+){0,2}$",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+#: Seven digits or more is a phone number whatever surrounds it.
+LONG_NUMBER_DIGITS = 7
+
+
+@dataclass(frozen=True)
+class Checked:
+    text: str
+    dropped: list[str]  # the sentences taken out
+
+
+def phone_numbers(text: str) -> list[str]:
+    """The digits of each phone number `text` gives: long ones, and short ones after a cue
+    ("call 112"). Quantities ("5 back blows", "boil for 1 minute") are not numbers to call."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        digits = re.sub(r"\D", "", match.group())
+        cue = _CALL_CUE.search(text[max(0, match.start() - 40) : match.start()])
+        if len(digits) >= LONG_NUMBER_DIGITS or (len(digits) >= 2 and cue):
+            found.append(digits)
+    return found
+
+
+def given_numbers(sources: Iterable[str]) -> set[str]:
+    """Every number the sources write, whole and each run of digits in it ("112/999")."""
+    given: set[str] = set()
+    for source in sources:
+        for match in _NUMBER.finditer(source):
+            given.add(re.sub(r"\D", "", match.group()))
+            given.update(_DIGIT_RUN.findall(match.group()))
+    return given
+
+
+def drop_unsupported_numbers(answer: str, sources: Iterable[str]) -> Checked:
+    """`answer` without the sentences that give a phone number none of `sources` gives."""
+    given = given_numbers(sources)
+    kept, dropped = [], []
+    for sentence in _SENTENCE.split(answer.strip()):
+        if any(number not in given for number in phone_numbers(sentence)):
+            dropped.append(sentence)
+        else:
+            kept.append(sentence)
+    return Checked(text=" ".join(kept) if dropped else answer.strip(), dropped=dropped)

@@ -1,0 +1,54 @@
+"""Phone numbers a model made up never reach a phone: the answers seen from SmolLM2-135M."""
+
+from __future__ import annotations
+
+from bigevy.gateway.evy import SOURCE_MARK, lead
+from bigevy.grounding import drop_unsupported_numbers, phone_numbers
+
+STARTER = [
+    "Malaria: fever, chills and headache after a mosquito bite. Go to a clinic the same day.",
+    "Emergency numbers in Kenya: police, ambulance and fire 999 or 112; Red Cross 1199.",
+]
+
+
+def test_an_invented_toll_free_number_is_dropped_with_its_sentence() -> None:
+    answer = (
+        "You should consult a doctor immediately, as the child's high fever may be malaria. "
+        "If you have any concerns please call 1-800-672-3459 (TALK)."
+    )
+    checked = drop_unsupported_numbers(answer, STARTER)
+    assert checked.text == (
+        "You should consult a doctor immediately, as the child's high fever may be malaria."
+    )
+    assert checked.dropped == ["If you have any concerns please call 1-800-672-3459 (TALK)."]
+
+
+def test_numbers_the_sources_give_stay_however_they_are_written() -> None:
+    answer = "Call 112 now. If the line is busy, dial 999. The Red Cross answers on 11 99."
+    checked = drop_unsupported_numbers(answer, STARTER)
+    assert checked.text == answer and checked.dropped == []
+
+
+def test_a_short_number_to_call_from_elsewhere_is_dropped() -> None:
+    checked = drop_unsupported_numbers("Call 911 right away. Keep the person warm.", STARTER)
+    assert checked.text == "Keep the person warm."
+
+
+def test_quantities_are_not_phone_numbers() -> None:
+    answer = "Give up to 5 back blows. Boil water for 1 minute, 3 at altitude. Since 2020, 10-15."
+    assert phone_numbers(answer) == []
+    assert drop_unsupported_numbers(answer, []).text == answer
+
+
+def test_an_answer_that_is_only_an_invented_number_becomes_empty() -> None:
+    """The service then answers with its best source instead (`lead` of it)."""
+    assert drop_unsupported_numbers("Dial 0800 555 0199.", STARTER).text == ""
+    assert lead(STARTER[0], 60) == "Malaria: fever, chills and headache after a mosquito bite."
+    assert lead("x" * 700, 600) == "x" * 600 + "..."
+
+
+def test_the_prompts_source_marks_are_taken_out() -> None:
+    """Seen: "[4] Fire in the home ..." as an SMS; the user never saw what [4] numbers."""
+    assert SOURCE_MARK.sub("", "[4] Get everyone out [2][3]. Crawl low [1].").strip() == (
+        "Get everyone out. Crawl low."
+    )
