@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bigevy.gateway.evy import SOURCE_MARK, lead
+from bigevy.gateway.evy import SOURCE_MARK, echoes, lead
 from bigevy.grounding import drop_unsupported_numbers, phone_numbers
 
 STARTER = [
@@ -52,3 +52,10 @@ def test_the_prompts_source_marks_are_taken_out() -> None:
     assert SOURCE_MARK.sub("", "[4] Get everyone out [2][3]. Crawl low [1].").strip() == (
         "Get everyone out. Crawl low."
     )
+
+
+def test_an_answer_that_only_repeats_the_question_is_an_echo() -> None:
+    question = "the clinic is closed, where can I get malaria tablets"
+    assert echoes(question, "The clinic is closed, where can I get malaria tablets?")
+    assert not echoes(question, "A pharmacy or a community health worker may stock them.")
+    assert not echoes("Is it safe?", "Yes.") and not echoes(question, "")

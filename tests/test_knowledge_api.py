@@ -211,15 +211,17 @@ def test_bigevy_ingest_reports_and_is_idempotent(base_url: str, tmp_path: Path) 
     assert API.get(f"{base_url}/v1/knowledge/documents/scifact-3").json()["revision"] == revision
 
 
+CHOLERA = doc(
+    "cholera-signs",
+    "Cholera causes sudden watery diarrhoea. Give oral "
+    "rehydration salts at once and go to the nearest clinic.",
+    category="healthcare",
+    region="east-africa",
+)
+
+
 def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None:
-    cholera = doc(
-        "cholera-signs",
-        "Cholera causes sudden watery diarrhoea. Give oral "
-        "rehydration salts at once and go to the nearest clinic.",
-        category="healthcare",
-        region="east-africa",
-    )
-    assert API.post(f"{base_url}/v1/knowledge/documents", json=cholera, timeout=60).is_success
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=CHOLERA, timeout=60).is_success
     for segments in (1, 2):
         reply = API.post(
             f"{base_url}/v1/evy/query",
@@ -241,6 +243,19 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
         assert body["sms_encoding"] == encoding_of(body["sms"])
         assert " ".join(body["answer"].split()).startswith(body["sms"].removesuffix("..."))
         assert body["timings"]["total_ms"] >= body["timings"]["retrieval_ms"] > 0
+
+
+def test_a_question_in_a_language_the_knowledge_lacks_is_grounded_in_any(base_url: str) -> None:
+    """Nothing here is in Swahili: the answer draws on the English document, not on nothing."""
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=CHOLERA, timeout=60).is_success
+    body = {"node_id": "lil-001", "region": "east-africa", "max_tokens": 60}
+    reply = API.post(
+        f"{base_url}/v1/evy/query",
+        timeout=120,
+        json={**body, "message": "mtoto ana cholera na diarrhoea ya maji", "language": "sw"},
+    )
+    assert reply.status_code == 200, reply.text
+    assert "cholera-signs" in [c["document_id"] for c in reply.json()["citations"]]
 
 
 def test_evy_query_gives_no_phone_number_its_sources_do_not(base_url: str) -> None:

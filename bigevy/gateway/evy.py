@@ -44,6 +44,17 @@ def lead(text: str, limit: int) -> str:
     return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + "..."
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def echoes(question: str, answer: str) -> bool:
+    """Whether `answer` only says the question's words back (seen from SmolLM2-135M: asked
+    "the clinic is closed, where can I get malaria tablets", it answered just that)."""
+    asked = set(_WORD.findall(question.lower()))
+    said = _WORD.findall(answer.lower())
+    return bool(said) and sum(word in asked for word in said) >= 0.8 * len(said)
+
+
 class EvyService:
     def __init__(self, llm: OpenAIService, knowledge: KnowledgeGateway) -> None:
         self.llm = llm
@@ -62,11 +73,15 @@ class EvyService:
             )
             return await self._emergency(query, found, started)
         regions = [query.region, "global"] if query.region else []
-        passages = await self.knowledge.search(
-            SearchRequest(
-                query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
-            )
+        search = SearchRequest(
+            query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
         )
+        passages = await self.knowledge.search(search)
+        if not passages.hits:
+            # Knowledge in the asker's language first, else in any (the starter pack is English):
+            # with no sources at all, the model answered a Swahili question about floods with a
+            # paragraph on the Japanese language.
+            passages = await self.knowledge.search(search.model_copy(update={"languages": []}))
         retrieved = time.perf_counter()
         # One line per passage, whitespace collapsed: small models copy line breaks and
         # headings into their answer (seen with SmolLM2-135M).
@@ -98,7 +113,9 @@ class EvyService:
                 query.node_id,
             )
         answer = checked.text
-        if not answer and passages.hits:  # the best source itself, rather than nothing
+        if echoes(query.message, answer):
+            answer = ""
+        if not answer and passages.hits:  # the best source itself, rather than nothing or an echo
             answer, model = lead(passages.hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
             answer = NO_VERIFIED_ANSWER
