@@ -16,10 +16,12 @@ from dataclasses import dataclass
 #: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
 _NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]*\d(?!\w)|(?<![\w+])\d(?!\w)")
 _DIGIT_RUN = re.compile(r"\d+")
-#: Words that make a short number a number to call: "dial 999", "call 112", "hotline 116".
+#: Words that make a short number a number to call: "dial 999", "hotline 116", "Police: 984"
+#: (the services emergency-number lists name).
 _CALL_CUE = re.compile(
     r"\b(call|dial|phone|ring|hotline|helpline|line|number|tel|telephone|contact|text|sms|"
-    r"whatsapp|toll-free|free)\W+(?:\w+\W+){0,2}$",
+    r"whatsapp|toll-free|free|police|ambulance|fire|emergency|rescue|poison|cross)"
+    r"\W+(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

@@ -32,6 +32,9 @@ def test_numbers_the_sources_give_stay_however_they_are_written() -> None:
 def test_a_short_number_to_call_from_elsewhere_is_dropped() -> None:
     checked = drop_unsupported_numbers("Call 911 right away. Keep the person warm.", STARTER)
     assert checked.text == "Keep the person warm."
+    # Seen: the sources' lists of numbers garbled into new ones
+    garbled = "1. 102 - Police: 984 2. 356 - Fire: 729 3. 112 - Ambulance: 999 or 112."
+    assert drop_unsupported_numbers(garbled, STARTER).text == "1. 112 - Ambulance: 999 or 112."
 
 
 def test_quantities_are_not_phone_numbers() -> None:
@@ -59,3 +62,5 @@ def test_an_answer_that_only_repeats_the_question_is_an_echo() -> None:
     assert echoes(question, "The clinic is closed, where can I get malaria tablets?")
     assert not echoes(question, "A pharmacy or a community health worker may stock them.")
     assert not echoes("Is it safe?", "Yes.") and not echoes(question, "")
+    # A short answer in the question's words that adds the one thing asked is an answer
+    assert not echoes("what is the capital of Kenya", "The capital of Kenya is Nairobi.")

@@ -52,7 +52,7 @@ def echoes(question: str, answer: str) -> bool:
     "the clinic is closed, where can I get malaria tablets", it answered just that)."""
     asked = set(_WORD.findall(question.lower()))
     said = _WORD.findall(answer.lower())
-    return bool(said) and sum(word in asked for word in said) >= 0.8 * len(said)
+    return len(said) >= 3 and all(word in asked or len(word) < 4 for word in said)
 
 
 class EvyService:

@@ -134,6 +134,10 @@ def _unwrap(text: str) -> str:
 
 def _markdown(raw: str, file: Path) -> tuple[str, str]:
     heading = re.search(r"^#\s+(.+)$", raw, re.M)
+    if heading and raw[heading.end() :].strip():
+        # The heading that titles the document is not also its first paragraph: every chunk
+        # starts with the title already, and answers quoted "Malaria Malaria spreads ...".
+        raw = raw[: heading.start()] + raw[heading.end() :]
     text = re.sub(r"^#{1,6}\s*(.*)$", r"\1\n", raw, flags=re.M)  # a heading is a paragraph
     text = re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
