@@ -220,22 +220,24 @@ CHOLERA = doc(
 )
 
 
+def escalate(base_url: str, message: str, **fields: object) -> dict:
+    """A lilEVY node's escalation that must be answered (200)."""
+    body = {"node_id": "lil-001", "message": message, **fields}
+    reply = API.post(f"{base_url}/v1/evy/query", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
 def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None:
     assert API.post(f"{base_url}/v1/knowledge/documents", json=CHOLERA, timeout=60).is_success
     for segments in (1, 2):
-        reply = API.post(
-            f"{base_url}/v1/evy/query",
-            timeout=120,
-            json={
-                "node_id": "lil-001",
-                "message": "my child has watery diarrhoea what do i do",
-                "region": "east-africa",
-                "max_sms_segments": segments,
-                "max_tokens": 120,
-            },
+        body = escalate(
+            base_url,
+            "my child has watery diarrhoea what do i do",
+            region="east-africa",
+            max_sms_segments=segments,
+            max_tokens=120,
         )
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
         assert len(body["answer"].split()) >= 3
         assert "cholera-signs" in [c["document_id"] for c in body["citations"]]
         assert 1 <= body["sms_segments"] <= segments
@@ -248,30 +250,22 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
 def test_a_question_in_a_language_the_knowledge_lacks_is_grounded_in_any(base_url: str) -> None:
     """Nothing here is in Swahili: the answer draws on the English document, not on nothing."""
     assert API.post(f"{base_url}/v1/knowledge/documents", json=CHOLERA, timeout=60).is_success
-    body = {"node_id": "lil-001", "region": "east-africa", "max_tokens": 60}
-    reply = API.post(
-        f"{base_url}/v1/evy/query",
-        timeout=120,
-        json={**body, "message": "mtoto ana cholera na diarrhoea ya maji", "language": "sw"},
+    body = escalate(
+        base_url,
+        "mtoto ana cholera na diarrhoea ya maji",
+        language="sw",
+        region="east-africa",
+        max_tokens=60,
     )
-    assert reply.status_code == 200, reply.text
-    assert "cholera-signs" in [c["document_id"] for c in reply.json()["citations"]]
+    assert "cholera-signs" in [c["document_id"] for c in body["citations"]]
 
 
 def test_evy_query_gives_no_phone_number_its_sources_do_not(base_url: str) -> None:
     """Asked for a number the knowledge base does not hold, the small model tends to make one
     up; whatever it wrote, the answer and the SMS give only numbers the cited documents give."""
-    reply = API.post(
-        f"{base_url}/v1/evy/query",
-        timeout=120,
-        json={
-            "node_id": "lil-001",
-            "message": "what is the phone number of the national poison control hotline",
-            "max_tokens": 80,
-        },
+    body = escalate(
+        base_url, "what is the phone number of the national poison control hotline", max_tokens=80
     )
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
     sources = [
         API.get(f"{base_url}/v1/knowledge/documents/{c['document_id']}").json()["text"]
         for c in body["citations"]
