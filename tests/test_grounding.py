@@ -1,4 +1,4 @@
-"""Phone numbers a model made up never reach a phone: the answers seen from SmolLM2-135M."""
+"""What a small model got wrong never reaches a phone: answers seen from SmolLM2-135M."""
 
 from __future__ import annotations
 
