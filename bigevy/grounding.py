@@ -24,6 +24,16 @@ _CALL_CUE = re.compile(
     r"\W+(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
+#: ... or after it: "102-783 is the emergency number", "193 for an ambulance".
+_CUE_AFTER = re.compile(
+    r"^\W*(?:\w+\W+){0,3}?(call|dial|phone|hotline|helpline|line|number|police|ambulance|"
+    r"fire|emergency|rescue|poison)\b",
+    re.IGNORECASE,
+)
+#: A question after a number to call ("what is the police number", "who do I call").
+_ASKS_FOR_A_NUMBER = re.compile(
+    r"\b(numbers?|call|dial|hotline|helpline|contact|n[uú]mero|appeler|nambari)\b", re.IGNORECASE
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 #: Seven digits or more is a phone number whatever surrounds it.
 LONG_NUMBER_DIGITS = 7
@@ -35,13 +45,19 @@ class Checked:
     dropped: list[str]  # the sentences taken out
 
 
-def phone_numbers(text: str) -> list[str]:
-    """The digits of each phone number `text` gives: long ones, and short ones after a cue
-    ("call 112"). Quantities ("5 back blows", "boil for 1 minute") are not numbers to call."""
+def phone_numbers(text: str, asked: str = "") -> list[str]:
+    """The digits of each phone number `text` gives: long ones, and short ones next to a cue
+    ("call 112", "193 for an ambulance"), or any of two digits or more when the question `asked`
+    is about numbers to call ("what's the ambulance number?" answered "193"). Quantities
+    ("5 back blows", "boil for 1 minute") are not numbers to call."""
+    about_numbers = bool(_ASKS_FOR_A_NUMBER.search(asked))
     found = []
     for match in _NUMBER.finditer(text):
         digits = re.sub(r"\D", "", match.group())
-        cue = _CALL_CUE.search(text[max(0, match.start() - 40) : match.start()])
+        cue = about_numbers or (
+            _CALL_CUE.search(text[max(0, match.start() - 40) : match.start()])
+            or _CUE_AFTER.search(text[match.end() : match.end() + 40])
+        )
         if len(digits) >= LONG_NUMBER_DIGITS or (len(digits) >= 2 and cue):
             found.append(digits)
     return found
@@ -57,13 +73,17 @@ def given_numbers(sources: Iterable[str]) -> set[str]:
     return given
 
 
-def drop_unsupported_numbers(answer: str, sources: Iterable[str]) -> Checked:
-    """`answer` without the sentences that give a phone number none of `sources` gives."""
+def drop_unsupported_numbers(answer: str, sources: Iterable[str], asked: str = "") -> Checked:
+    """`answer` to the question `asked` without the sentences that give a phone number none of
+    `sources` gives."""
     given = given_numbers(sources)
     kept, dropped = [], []
     for sentence in _SENTENCE.split(answer.strip()):
-        if any(number not in given for number in phone_numbers(sentence)):
+        if any(number not in given for number in phone_numbers(sentence, asked)):
             dropped.append(sentence)
         else:
             kept.append(sentence)
-    return Checked(text=" ".join(kept) if dropped else answer.strip(), dropped=dropped)
+    text = " ".join(kept) if dropped else answer.strip()
+    if dropped and not any(c.isalpha() for c in text):
+        text = ""  # what is left is a list's "1."
+    return Checked(text=text, dropped=dropped)

@@ -37,6 +37,16 @@ def test_a_short_number_to_call_from_elsewhere_is_dropped() -> None:
     assert drop_unsupported_numbers(garbled, STARTER).text == "1. 112 - Ambulance: 999 or 112."
 
 
+def test_a_number_is_one_to_call_by_the_words_after_it_or_by_the_question() -> None:
+    """Seen: "1. 102-783 is the emergency number ..."; "193" for the ambulance in Kampala."""
+    checked = drop_unsupported_numbers("1. 102-783 is the emergency number here.", STARTER)
+    assert checked.text == ""  # the list's "1." alone is no answer
+    asked = "whats the number for ambulance service in kampala"
+    assert drop_unsupported_numbers("193", STARTER, asked=asked).text == ""
+    assert drop_unsupported_numbers("Dial 112.", STARTER, asked=asked).text == "Dial 112."
+    assert phone_numbers("Boil it for 10 minutes.", asked="how do I boil water") == []
+
+
 def test_quantities_are_not_phone_numbers() -> None:
     answer = "Give up to 5 back blows. Boil water for 1 minute, 3 at altitude. Since 2020, 10-15."
     assert phone_numbers(answer) == []

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
-from bigevy.grounding import given_numbers, phone_numbers
+from bigevy.grounding import drop_unsupported_numbers
 from bigevy.sms import encoding_of, segment_count
 from tests.conftest import API, BIGEVY, ServeCluster, wait_for
 
@@ -262,17 +262,15 @@ def test_a_question_in_a_language_the_knowledge_lacks_is_grounded_in_any(base_ur
 
 def test_evy_query_gives_no_phone_number_its_sources_do_not(base_url: str) -> None:
     """Asked for a number the knowledge base does not hold, the small model tends to make one
-    up; whatever it wrote, the answer and the SMS give only numbers the cited documents give."""
-    body = escalate(
-        base_url, "what is the phone number of the national poison control hotline", max_tokens=80
-    )
+    up; whatever it wrote, the answer gives only numbers the cited documents give."""
+    asked = "what is the phone number of the national poison control hotline"
+    body = escalate(base_url, asked, max_tokens=80)
     sources = [
         API.get(f"{base_url}/v1/knowledge/documents/{c['document_id']}").json()["text"]
         for c in body["citations"]
     ]
-    given = given_numbers(sources)
-    assert body["answer"].strip()
-    assert set(phone_numbers(body["answer"]) + phone_numbers(body["sms"])) <= given
+    assert body["answer"].strip()  # the SMS is cut from it
+    assert drop_unsupported_numbers(body["answer"], sources, asked).dropped == []
 
 
 @pytest.mark.parametrize(

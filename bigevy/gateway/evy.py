@@ -104,7 +104,9 @@ class EvyService:
         assert isinstance(reply, ChatCompletion)  # not streamed
         model = reply.model
         checked = drop_unsupported_numbers(
-            SOURCE_MARK.sub("", reply.choices[0].message.content), [h.text for h in passages.hits]
+            SOURCE_MARK.sub("", reply.choices[0].message.content),
+            [h.text for h in passages.hits],
+            asked=query.message,
         )
         if checked.dropped:
             log.warning(
