@@ -13,7 +13,7 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import drop_unsupported_numbers
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import fit_sms, sentence_ends
+from bigevy.sms import ELLIPSIS, fit_sms, sentence_ends
 from bigevy.triage import Triage, triage
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def lead(text: str, limit: int) -> str:
     if ends:
         return text[: ends[-1]]
     cut = text.rfind(" ", 0, limit)
-    return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + "..."
+    return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + ELLIPSIS
 
 
 _WORD = re.compile(r"[^\W_]+")
