@@ -433,11 +433,8 @@ def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
     assert last["text"] == "Hand pumps: grease monthly." and last["version"] == 4
 
 
-def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questions(
-    base_url: str,
-) -> None:
-    import asyncio
-
+def load_starter_pack(base_url: str) -> None:
+    """The pack `bigevy up` loads (idempotent: a second load changes nothing)."""
     from bigevy.knowledge.ingest import STARTER_KNOWLEDGE
 
     loaded = subprocess.run(
@@ -447,6 +444,14 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
         timeout=300,
     )
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+
+def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questions(
+    base_url: str,
+) -> None:
+    import asyncio
+
+    load_starter_pack(base_url)
 
     def escalation(message: str, **extra: object) -> dict[str, object]:
         return {"node_id": "lil-007", "message": message, "region": "KE", **extra}
@@ -514,6 +519,42 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     ).json()
     assert ordinary["triage"] == {"emergency": False, "kind": None}
     assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []
+
+
+def test_a_node_that_names_no_region_is_answered_for_the_region_it_enrolled_in(
+    base_url: str,
+) -> None:
+    """The prototype's lilEVY client sends no region: its answers must still carry its own
+    country's numbers, not another's or only the global 112."""
+    load_starter_pack(base_url)
+    token = API.post(f"{base_url}/v1/enrollment-tokens", json={"region": "GH"}).json()["token"]
+    node = httpx.post(
+        f"{base_url}/v1/nodes/enroll", json={"token": token, "name": "accra-1"}, timeout=30
+    ).json()
+    as_node = {"Authorization": f"Bearer {node['node_key']}"}
+
+    def ask(message: str, **extra: object) -> dict:
+        body = {"node_id": node["node_id"], "message": message, **extra}
+        reply = httpx.post(f"{base_url}/v1/evy/query", json=body, headers=as_node, timeout=120)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    emergency = ask("pls help my son is not breathing")
+    assert {"service": "ambulance", "number": "193"} in emergency["emergency_numbers"]
+    assert emergency["sms"].startswith("Call ") and "193 (ambulance)" in emergency["sms"]
+    assert emergency["citations"][0]["document_id"] == "emergency-numbers-gh"
+
+    ordinary = ask("what are the emergency phone numbers", max_tokens=60)
+    assert ordinary["triage"]["emergency"] is False
+    cited = {c["document_id"] for c in ordinary["citations"]}
+    assert "emergency-numbers-gh" in cited
+    assert not {d for d in cited if d.startswith("emergency-numbers-")} - {
+        "emergency-numbers-gh",
+        "emergency-numbers",
+    }, cited
+    # A region the node names itself still wins.
+    kenya = ask("pls help my son is not breathing", region="KE")
+    assert kenya["citations"][0]["document_id"] == "emergency-numbers-ke"
 
 
 def test_changing_the_embedding_model_reembeds_everything_in_the_background(

@@ -157,7 +157,9 @@ class EvyQuery(BaseModel):
     node_id: str = Field(min_length=1, max_length=128)
     message: NonBlank = Field(min_length=1, max_length=1600, description="The SMS text asked.")
     language: str = Field("en", min_length=2, max_length=16)
-    region: str | None = Field(None, description="Prefer knowledge of this region.")
+    region: str | None = Field(
+        None, description="Prefer knowledge of this region; default: the node's enrolled one."
+    )
     profile: str = "general"
     max_sms_segments: int = Field(1, ge=1, le=10)
     model: str | None = None

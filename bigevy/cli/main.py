@@ -363,7 +363,7 @@ def _bulk_ingest(
 def ask(
     question: Annotated[str, typer.Argument(help="The SMS a lilEVY node escalated.")],
     node_id: Annotated[str, typer.Option(help="Which node asks.")] = "cli",
-    region: Annotated[str | None, typer.Option(help="The node's region.")] = None,
+    region: Annotated[str | None, typer.Option(help="Default: the node's enrolled one.")] = None,
     segments: Annotated[int, typer.Option(min=1, max=10, help="SMS parts allowed.")] = 1,
     url: UrlOption = None,
 ) -> None:

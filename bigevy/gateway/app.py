@@ -421,9 +421,12 @@ def create_app(
         """A lilEVY escalation: a grounded, cited answer, and the same cut to fit its SMS.
 
         A node key asks only as its own node; an `Idempotency-Key` retried (a node's outbox
-        after an outage) gets the first answer again, not a second one."""
+        after an outage) gets the first answer again, not a second one. Without a `region`,
+        the node's enrolled region is used."""
         caller = caller_of(request)
         acting_as(caller, query.node_id)
+        if query.region is None:
+            query = query.model_copy(update={"region": await enrolled_region(query.node_id)})
         scope = caller.node_id or caller.key_id or "anonymous"
         route = "/v1/evy/query"
         if replayed := await claim_or_replay(fleet, scope, idempotency_key, route):
@@ -449,17 +452,27 @@ def create_app(
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         if not answer.triage.emergency:
-            faq_tasks.start(count_question(query, answer, caller.node_id))
+            faq_tasks.start(count_question(query, answer))
         return answer
 
-    async def count_question(query: EvyQuery, answer: EvyAnswer, node_id: str | None) -> None:
+    async def enrolled_region(node_id: str) -> str | None:
+        """The region a node was enrolled in, if it names one: a lilEVY client that sends no
+        region (the prototype's) got another country's emergency numbers without it."""
+        try:
+            region = await node_region(node_id)
+        except NotFound:  # an admin or escalator key may ask for a node not enrolled here
+            return None
+        return None if region == "global" else region
+
+    async def count_question(query: EvyQuery, answer: EvyAnswer) -> None:
         """Frequent questions become FAQ knowledge for their region's nodes (after the reply:
         the caller never waits for it)."""
-        region = query.region
-        if region is None and node_id is not None:
-            region = (await asyncio.to_thread(fleet.get_node, node_id, 0)).region
         await knowledge.backend.observe_question(
-            query.message, answer.sms, bool(answer.citations), region or "global", query.language
+            query.message,
+            answer.sms,
+            bool(answer.citations),
+            query.region or "global",
+            query.language,
         )
 
     @app.post(
