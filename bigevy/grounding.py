@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bigevy.sentences import join, sentences
+
 #: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
 _NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]*\d(?!\w)|(?<![\w+])\d(?!\w)")
 _DIGIT_RUN = re.compile(r"\d+")
@@ -34,7 +36,6 @@ _CUE_AFTER = re.compile(
 _ASKS_FOR_A_NUMBER = re.compile(
     r"\b(numbers?|call|dial|hotline|helpline|contact|n[uú]mero|appeler|nambari)\b", re.IGNORECASE
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 #: Seven digits or more is a phone number whatever surrounds it.
 LONG_NUMBER_DIGITS = 7
 
@@ -78,12 +79,9 @@ def drop_unsupported_numbers(answer: str, sources: Iterable[str], asked: str = "
     `sources` gives."""
     given = given_numbers(sources)
     kept, dropped = [], []
-    for sentence in _SENTENCE.split(answer.strip()):
-        if any(number not in given for number in phone_numbers(sentence, asked)):
-            dropped.append(sentence)
+    for sentence in sentences(answer):
+        if any(number not in given for number in phone_numbers(sentence.text, asked)):
+            dropped.append(sentence.text)
         else:
             kept.append(sentence)
-    text = " ".join(kept) if dropped else answer.strip()
-    if dropped and not any(c.isalpha() for c in text):
-        text = ""  # what is left is a list's "1."
-    return Checked(text=text, dropped=dropped)
+    return Checked(text=join(kept) if dropped else answer.strip(), dropped=dropped)

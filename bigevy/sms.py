@@ -10,9 +10,11 @@ outside the BMP (most emoji) takes two units, and a surrogate pair never splits 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
+
+from bigevy.sentences import prose_sentences
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
@@ -24,8 +26,6 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 LIMITS: dict[Encoding, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 ELLIPSIS = "..."  # three GSM-7 septets; "…" would force UCS-2
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
 def encoding_of(text: str) -> Encoding:
@@ -76,14 +76,16 @@ class SmsFit:
 
 
 def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
-    """`text` with whitespace collapsed, cut if needed to fit `max_segments` SMS parts.
+    """`text` as prose (one run of sentences, no list markers: `sentences.prose`), cut if
+    needed to fit `max_segments` SMS parts.
 
     A cut ends at the last whole sentence that fits, or else at the last whole word followed
     by "..."; only a single word longer than the whole budget is cut inside itself.
     """
     if max_segments < 1:
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-    text = " ".join(text.split())
+    parts = prose_sentences(text)
+    text = " ".join(parts)
     if fits(text, max_segments):
         return _result(text, truncated=False)
     # The longest prefix that fits with an ellipsis; fitting only gets harder as it grows.
@@ -95,26 +97,14 @@ def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
         else:
             high = mid - 1
     room = low + len(ELLIPSIS)  # a cut at a sentence end needs no ellipsis
-    sentences = [end for end in sentence_ends(text) if end <= room]
-    for end in reversed(sentences):
+    ends = [end - 1 for end in accumulate(len(part) + 1 for part in parts)]  # +1: the spaces
+    for end in reversed([end for end in ends if end <= room]):
         if fits(text[:end], max_segments):
             return _result(text[:end], truncated=True)
     prefix = text[:low]
     if low < len(text) and not text[low].isspace() and " " in prefix:
         prefix = prefix[: prefix.rindex(" ")]  # never end inside a word
     return _result(prefix.rstrip(" ,;:-") + ELLIPSIS, truncated=True)
-
-
-def sentence_ends(text: str) -> list[int]:
-    """Where sentences end: at ".", "!" or "?" before a space or the end of `text`, once the
-    sentence holds a letter. "1." opening a numbered list is not a sentence (a model's answer
-    "1. Boiling is ..." once became the SMS "1.")."""
-    ends, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        if any(c.isalpha() for c in text[start : match.end()]):
-            ends.append(match.end())
-            start = match.end()
-    return ends
 
 
 def _result(text: str, *, truncated: bool) -> SmsFit:

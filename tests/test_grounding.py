@@ -34,7 +34,14 @@ def test_a_short_number_to_call_from_elsewhere_is_dropped() -> None:
     assert checked.text == "Keep the person warm."
     # Seen: the sources' lists of numbers garbled into new ones
     garbled = "1. 102 - Police: 984 2. 356 - Fire: 729 3. 112 - Ambulance: 999 or 112."
-    assert drop_unsupported_numbers(garbled, STARTER).text == "1. 112 - Ambulance: 999 or 112."
+    assert drop_unsupported_numbers(garbled, STARTER).text == "112 - Ambulance: 999 or 112."
+
+
+def test_a_list_keeps_its_lines_when_an_item_is_dropped() -> None:
+    answer = "1. Boil the water.\n2. Call 1-800-555-0199 for help\n3. Keep it covered."
+    checked = drop_unsupported_numbers(answer, STARTER)
+    assert checked.text == "1. Boil the water.\n3. Keep it covered."
+    assert checked.dropped == ["2. Call 1-800-555-0199 for help"]
 
 
 def test_a_number_is_one_to_call_by_the_words_after_it_or_by_the_question() -> None:

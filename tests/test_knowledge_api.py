@@ -14,6 +14,7 @@ import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
 from bigevy.grounding import drop_unsupported_numbers
+from bigevy.sentences import prose
 from bigevy.sms import encoding_of, segment_count
 from tests.conftest import API, BIGEVY, ServeCluster, wait_for
 
@@ -243,7 +244,7 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
         assert 1 <= body["sms_segments"] <= segments
         assert segment_count(body["sms"]) == body["sms_segments"]
         assert body["sms_encoding"] == encoding_of(body["sms"])
-        assert " ".join(body["answer"].split()).startswith(body["sms"].removesuffix("..."))
+        assert prose(body["answer"]).startswith(body["sms"].removesuffix("..."))
         assert body["timings"]["total_ms"] >= body["timings"]["retrieval_ms"] > 0
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bigevy.sentences import prose
 from bigevy.sms import ELLIPSIS, encoding_of, fit_sms, segment_count, units
 
 WORDS = [
@@ -73,12 +74,22 @@ def test_cut_at_a_sentence_boundary_when_one_fits() -> None:
     assert fit.truncated and fit.segments == 1 and fit.encoding == "GSM-7"
 
 
-def test_a_numbered_list_marker_is_not_a_sentence() -> None:
-    """Seen from SmolLM2-135M: an answer opening "1. Boiling is ..." became the SMS "1."."""
+def test_a_list_reads_as_prose_without_its_markers() -> None:
+    """Seen from SmolLM2-135M: an answer opening "1. Boiling is ..." became the SMS "1.", and
+    "1. Boil water to kill germs\n2. Use ..." the SMS "1. Boil water to kill germs 2."."""
     fit = fit_sms("1. " + words(200) + ". 2. Keep it covered.")
-    assert fit.text.startswith("1. Boil water for one minute")
+    assert fit.text.startswith("Boil water for one minute")
     assert fit.text.endswith(ELLIPSIS) and len(fit.text) > 140  # a word cut, not "1."
-    assert fit_sms("1. Boil it. 2. " + words(200)).text == "1. Boil it."
+    assert fit_sms("1. Boil it. 2. " + words(200)).text == "Boil it."
+    listed = "1. Boil water to kill germs\n2. " + words(200)
+    assert fit_sms(listed).text == "Boil water to kill germs."
+    assert fit_sms(listed, 2).text.startswith("Boil water to kill germs. Boil water for")
+    # How a chunk of a Markdown list reads (its lines joined): one item after each " - ".
+    chunk = "- Police: 999 or 112 - Ambulance: 999 or 112 - Red Cross: 1199"
+    assert fit_sms(chunk).text == "Police: 999 or 112. Ambulance: 999 or 112. Red Cross: 1199"
+    assert fit_sms("**Boil** the water - for one minute.").text == (
+        "Boil the water - for one minute."
+    )
 
 
 def test_cut_at_a_word_boundary_with_an_ellipsis() -> None:
@@ -116,7 +127,7 @@ def test_bad_segment_count_is_refused() -> None:
 )
 def test_any_text_fits_and_is_a_prefix(text: str, max_segments: int) -> None:
     fit = fit_sms(text, max_segments)
-    normal = " ".join(text.split())
+    normal = prose(text)
     assert fit.segments <= max_segments
     assert normal.startswith(fit.text.removesuffix(ELLIPSIS))
     assert fit.truncated == (fit.text != normal)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bigevy.api.knowledge import Citation, EmergencyNumber, SearchHit, SearchRequest
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.knowledge.taxonomy import Category
+from bigevy.sentences import prose
 from bigevy.triage import EmergencyKind, Triage
 
 #: Who answers each kind of emergency, in the words numbers are listed under.
@@ -115,7 +116,7 @@ def _call_line(numbers: list[EmergencyNumber]) -> str:
 
 
 def _body(hit: SearchHit) -> str:
-    """The passage on one line, without the title a Markdown chunk starts with."""
-    text = " ".join(hit.text.split())
+    """The passage as prose, without the title a Markdown chunk starts with."""
+    text = prose(hit.text)
     title = hit.citation.title.strip()
     return text[len(title) :].lstrip(" .:") if title and text.startswith(title) else text

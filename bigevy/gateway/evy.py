@@ -12,8 +12,9 @@ from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import drop_unsupported_numbers
+from bigevy.sentences import prose_sentences
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import ELLIPSIS, fit_sms, sentence_ends
+from bigevy.sms import ELLIPSIS, fit_sms
 from bigevy.triage import Triage, triage
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,19 @@ NO_VERIFIED_ANSWER = "No verified answer was found. Ask a local health worker or
 
 
 def lead(text: str, limit: int) -> str:
-    """The whole sentences `text` opens with, up to `limit` characters (else its first words)."""
-    text = " ".join(text.split())
+    """The whole sentences `text` opens with, as prose, up to `limit` characters (else its
+    first words)."""
+    parts = prose_sentences(text)
+    text = " ".join(parts)
     if len(text) <= limit:
         return text
-    ends = [end for end in sentence_ends(text) if end <= limit]
-    if ends:
-        return text[: ends[-1]]
+    taken = ""
+    for part in parts:
+        if len(taken) + 1 + len(part) > limit:
+            break
+        taken = f"{taken} {part}".lstrip()
+    if taken:
+        return taken
     cut = text.rfind(" ", 0, limit)
     return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + ELLIPSIS
 

@@ -1,0 +1,46 @@
+"""How answers divide into sentences: lines, list items and sentence ends, as models write them."""
+
+from __future__ import annotations
+
+from bigevy.sentences import Sentence, join, prose, sentences
+
+
+def texts(text: str) -> list[str]:
+    return [s.text for s in sentences(text)]
+
+
+def test_lines_and_sentence_ends_divide_a_text() -> None:
+    text = "Boil water to kill germs\n2. Use a clean cloth.  Then cover it!\n\nDone?"
+    assert sentences(text) == [
+        Sentence("Boil water to kill germs", opens_line=True),
+        Sentence("2. Use a clean cloth.", opens_line=True),
+        Sentence("Then cover it!", opens_line=False),
+        Sentence("Done?", opens_line=True),
+    ]
+    assert join(sentences(text)) == (
+        "Boil water to kill germs\n2. Use a clean cloth. Then cover it!\nDone?"
+    )
+
+
+def test_a_piece_without_letters_is_no_sentence_of_its_own() -> None:
+    """A list's "1." on its own line, or "2." left at the end of one, goes with the next
+    sentence; at the very end, with the last ("Call:" then "112")."""
+    assert texts("1.\nBoil it.") == ["1. Boil it."]
+    assert texts("Boil it. 2.\nCover it.") == ["Boil it.", "2. Cover it."]
+    assert texts("Call:\n112") == ["Call: 112"]
+    assert texts("1. Boil it. 2. Cover it.") == ["1. Boil it.", "2. Cover it."]
+    assert texts("112.") == ["112."]
+    assert texts(" \n ") == []
+
+
+def test_a_line_opening_with_a_bullet_lists_an_item_after_each_bullet() -> None:
+    """Chunks keep a Markdown list's items on one line."""
+    assert texts("- Police: 999 or 112 - Fire: 998") == ["- Police: 999 or 112", "- Fire: 998"]
+    assert texts("Boil it - for one minute") == ["Boil it - for one minute"]
+
+
+def test_prose_drops_markers_and_ends_each_line_before_the_next() -> None:
+    assert prose("# Water\n1. **Boil** it\n2) Cover it\n* Drink") == (
+        "Water. Boil it. Cover it. Drink"
+    )
+    assert prose("Do this:\n- boil it") == "Do this: boil it"
