@@ -6,11 +6,11 @@ embedded defaults (SmolLM2-135M, the starter knowledge pack).
 
 Reported, per language and overall: answers with no citation (nothing retrieved), answers
 taken from the knowledge base instead of the model, SMS under 20 characters (a "1."), SMS with
-a "[n]" source mark, and answers or SMS with a sentence giving a phone number that none of
-their cited documents gives (the test `bigevy.grounding` applies to every answer since the
-tenth session, here against the cited documents' whole text). Run it on
-two commits to see what a change does; quality figures, not timings, so machine load does not
-matter.
+a list's marker left in ("1.", "- "), SMS with a "[n]" source mark, and answers or SMS with a
+sentence giving a phone number that none of their cited documents gives (the test
+`bigevy.grounding` applies to every answer since the tenth session, here against the cited
+documents' whole text). Run it on two commits to see what a change does; quality figures, not
+timings, so machine load does not matter.
 """
 
 from __future__ import annotations
@@ -35,8 +35,17 @@ from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_messages.jsonl"
 SOURCE_MARK = re.compile(r"\[\d{1,2}\]")
+#: "1." or "2)" anywhere, or "-" / "*" opening it: a list's marker left in an SMS.
+LIST_MARKER = re.compile(r"(?:^|\s)\d{1,2}[.)](?=\s|$)|^[-*•]\s")
 SHORT_SMS = 20
-FIGURES = ("no citation", "knowledge base", "short SMS", "source mark", "unsourced number")
+FIGURES = (
+    "no citation",
+    "knowledge base",
+    "short SMS",
+    "list marker",
+    "source mark",
+    "unsourced number",
+)
 
 
 def load_starter(http: httpx.Client) -> int:
@@ -55,6 +64,8 @@ def faults(body: dict, sources: list[str], asked: str) -> set[str]:
         found.add("knowledge base")
     if len(body["sms"]) < SHORT_SMS:
         found.add("short SMS")
+    if LIST_MARKER.search(body["sms"]):
+        found.add("list marker")
     if SOURCE_MARK.search(body["answer"]) or SOURCE_MARK.search(body["sms"]):
         found.add("source mark")
     sent = (body["answer"], body["sms"])

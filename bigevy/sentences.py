@@ -80,7 +80,7 @@ def join(kept: Iterable[Sentence]) -> str:
 
 def prose_sentences(text: str) -> list[str]:
     """The sentences of `text` as an SMS shows them: no list markers or emphasis, and a line
-    that ends without punctuation ends with "." before the next ("- Police: 999\n- Fire: 998"
+    that ends without punctuation ends with "." before the next ("- Police: 999\\n- Fire: 998"
     becomes "Police: 999." and "Fire: 998")."""
     found: list[str] = []
     for sentence in sentences(text):

@@ -76,7 +76,7 @@ def test_cut_at_a_sentence_boundary_when_one_fits() -> None:
 
 def test_a_list_reads_as_prose_without_its_markers() -> None:
     """Seen from SmolLM2-135M: an answer opening "1. Boiling is ..." became the SMS "1.", and
-    "1. Boil water to kill germs\n2. Use ..." the SMS "1. Boil water to kill germs 2."."""
+    "1. Boil water to kill germs\\n2. Use ..." the SMS "1. Boil water to kill germs 2."."""
     fit = fit_sms("1. " + words(200) + ". 2. Keep it covered.")
     assert fit.text.startswith("Boil water for one minute")
     assert fit.text.endswith(ELLIPSIS) and len(fit.text) > 140  # a word cut, not "1."
