@@ -153,6 +153,14 @@ class EmbedderSpec(_Strict):
         "has AMX (matrix units that run bfloat16: ~3x the texts/s), else float32. Vectors are "
         "float32 either way (cosine between the two >= 0.998).",
     )
+    relevance_floor: float = Field(
+        0.30,
+        ge=-1,
+        le=1,
+        description="Cosine of a question and a passage below which the passage is not about "
+        "the question, so escalation answers neither use nor cite it (bigevy/passages.py). A "
+        "property of the model's similarity scale: set it with the model.",
+    )
     deployment: DeploymentSpec = DeploymentSpec(
         num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
     )

@@ -522,6 +522,21 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []
 
 
+def test_an_answer_uses_and_cites_only_passages_about_the_question(base_url: str) -> None:
+    """The search's top 3 always hold something; an answer gets only what is about it."""
+    load_starter_pack(base_url)
+    storm = escalate(base_url, "what should i do during a thunderstorm", max_tokens=40)
+    cited = [c["document_id"] for c in storm["citations"]]
+    # (this module also holds "legacy-lightning", about thunderstorms too)
+    assert "lightning" in cited and set(cited) <= {"lightning", "legacy-lightning", "cyclone"}
+    off_topic = escalate(base_url, "pls help what is the capital of france", max_tokens=40)
+    assert off_topic["citations"] == [] and off_topic["model"] == "smollm2-135m-instruct"
+    assert off_topic["sms"].strip()
+    # The search itself still answers with its top k, each with the similarity judged by.
+    hits = search(base_url, "pls help what is the capital of france", top_k=3)
+    assert len(hits) == 3 and all(h["similarity"] < 0.3 for h in hits)
+
+
 def test_a_node_that_names_no_region_is_answered_for_the_region_it_enrolled_in(
     base_url: str,
 ) -> None:

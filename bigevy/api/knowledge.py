@@ -138,7 +138,10 @@ class Citation(BaseModel):
 class SearchHit(BaseModel):
     chunk_id: str
     text: str
-    score: float
+    score: float = Field(description="Rank score of the mode (hybrid: fused z-scores).")
+    similarity: float | None = Field(
+        None, description="Cosine of the query and its document's best chunk (vector, hybrid)."
+    )
     category: str
     citation: Citation
 

@@ -12,6 +12,7 @@ from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import drop_unsupported_numbers
+from bigevy.passages import on_topic
 from bigevy.sentences import prose_sentences
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import ELLIPSIS, fit_sms
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 GROUNDING = (
     "Answer using the numbered sources below when they are relevant, and say so when they "
     "do not answer the question. Never invent phone numbers or facts."
+)
+#: The system prompt's last part when no passage is about the question (bigevy/passages.py).
+NO_SOURCES = (
+    "No verified source covers this question. Answer briefly if you know, say so if you do "
+    "not, and never invent phone numbers or facts."
 )
 PASSAGE_CHARS = 600
 #: "[4]": how the prompt numbers its sources. Small models copy the marks into the answer,
@@ -63,14 +69,17 @@ def echoes(question: str, answer: str) -> bool:
 
 
 class EvyService:
-    def __init__(self, llm: OpenAIService, knowledge: KnowledgeGateway) -> None:
+    def __init__(
+        self, llm: OpenAIService, knowledge: KnowledgeGateway, relevance_floor: float
+    ) -> None:
         self.llm = llm
         self.knowledge = knowledge
+        self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
-        system = f"{system_prompt(query.profile)}\n\n{GROUNDING}"  # unknown profile: 400 first
+        profile = system_prompt(query.profile)  # an unknown profile is a 400 before anything
         if query.model is not None:
             self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
         found = triage(query.message)
@@ -83,20 +92,21 @@ class EvyService:
         search = SearchRequest(
             query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
         )
-        passages = await self.knowledge.search(search)
-        if not passages.hits:
+        hits = on_topic((await self.knowledge.search(search)).hits, self.relevance_floor)
+        if not hits:
             # Knowledge in the asker's language first, else in any (the starter pack is English):
             # with no sources at all, the model answered a Swahili question about floods with a
             # paragraph on the Japanese language.
-            passages = await self.knowledge.search(search.model_copy(update={"languages": []}))
+            anywhere = await self.knowledge.search(search.model_copy(update={"languages": []}))
+            hits = on_topic(anywhere.hits, self.relevance_floor)
         retrieved = time.perf_counter()
         # One line per passage, whitespace collapsed: small models copy line breaks and
         # headings into their answer (seen with SmolLM2-135M).
         sources = "\n".join(
-            f"[{i}] {' '.join(hit.text.split())[:PASSAGE_CHARS]}"
-            for i, hit in enumerate(passages.hits, 1)
+            f"[{i}] {' '.join(hit.text.split())[:PASSAGE_CHARS]}" for i, hit in enumerate(hits, 1)
         )
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
+        system = f"{profile}\n\n{GROUNDING if sources else NO_SOURCES}"
         reply = await self.llm.chat(
             ChatCompletionRequest(
                 model=query.model,
@@ -112,7 +122,7 @@ class EvyService:
         model = reply.model
         checked = drop_unsupported_numbers(
             SOURCE_MARK.sub("", reply.choices[0].message.content),
-            [h.text for h in passages.hits],
+            [h.text for h in hits],
             asked=query.message,
         )
         if checked.dropped:
@@ -124,14 +134,14 @@ class EvyService:
         answer = checked.text
         if echoes(query.message, answer):
             answer = ""
-        if not answer and passages.hits:  # the best source itself, rather than nothing or an echo
-            answer, model = lead(passages.hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
+        if not answer and hits:  # the best source itself, rather than nothing or an echo
+            answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
             answer = NO_VERIFIED_ANSWER
         sms = fit_sms(answer, query.max_sms_segments)
         done = time.perf_counter()
         citations, seen = [], set()
-        for hit in passages.hits:
+        for hit in hits:
             if hit.citation.document_id not in seen:
                 seen.add(hit.citation.document_id)
                 citations.append(hit.citation)

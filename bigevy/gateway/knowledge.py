@@ -114,6 +114,7 @@ class KnowledgeGateway:
                     chunk_id=h.chunk_id,
                     text=h.text,
                     score=h.score,
+                    similarity=h.similarity,
                     category=h.category,
                     citation=Citation(
                         document_id=h.document_id, title=h.title, source=h.source, url=h.url

@@ -82,6 +82,9 @@ class Hit:
     category: str
     source: str
     score: float
+    #: Cosine similarity of the query to the document's best chunk; None when the search did
+    #: not compare vectors (keyword mode) or the document was not in the vector list.
+    similarity: float | None = None
 
 
 def sql_literal(value: str) -> str:

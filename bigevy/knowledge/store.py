@@ -525,7 +525,10 @@ class KnowledgeStore:
             return self._hybrid_search(vector, text, where, k)
         # k * 2: room for stale chunks dropped below
         (rows,) = self._live(lambda: [self._ranked(mode, vector, text, where, k * 2)])
-        return [_hit(row, row["_score"]) for row in rows[:k]]
+        return [
+            _hit(row, row["_score"], row["_score"] if mode == "vector" else None)
+            for row in rows[:k]
+        ]
 
     def _hybrid_search(self, vector: Any, text: Any, where: str | None, k: int) -> list[Hit]:
         """Vector and full-text lists fetched apart, then fused per document (see
@@ -545,7 +548,10 @@ class KnowledgeStore:
             key=lambda r: r["document_id"],
             weights=[fusion.VECTOR_WEIGHT, 1.0 - fusion.VECTOR_WEIGHT],
         )
-        return [_hit(row, score) for row, score in fused[:k]]
+        similarity: dict[str, float] = {}
+        for row in by_vector:  # best first: each document's best chunk
+            similarity.setdefault(row["document_id"], row["_score"])
+        return [_hit(row, score, similarity.get(row["document_id"])) for row, score in fused[:k]]
 
     def _ranked(
         self, mode: SearchMode, vector: Any, text: Any, where: str | None, limit: int
@@ -606,7 +612,7 @@ class KnowledgeStore:
 _HIT_COLUMNS = ["id", "document_id", "version", "title", "text", "url", "category", "source"]
 
 
-def _hit(row: dict[str, Any], score: float) -> Hit:
+def _hit(row: dict[str, Any], score: float, similarity: float | None) -> Hit:
     return Hit(
         row["id"],
         row["document_id"],
@@ -616,4 +622,5 @@ def _hit(row: dict[str, Any], score: float) -> Hit:
         row["category"],
         row["source"],
         float(score),
+        None if similarity is None else float(similarity),
     )
