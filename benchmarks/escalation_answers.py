@@ -4,7 +4,8 @@ embedded defaults (SmolLM2-135M, the starter knowledge pack).
 
     .venv/bin/python benchmarks/escalation_answers.py [--limit N] [--workdir DIR]
 
-Reported, per language and overall: answers with no citation (nothing retrieved), answers
+Reported, per language and overall: answers with no citation (nothing retrieved; since the
+eleventh session also nothing about the question, `bigevy.passages`), answers
 taken from the knowledge base instead of the model, SMS under 20 characters (a "1."), SMS with
 a list's marker left in ("1.", "- "), SMS with a "[n]" source mark, and answers or SMS with a
 sentence giving a phone number that none of their cited documents gives (the test
