@@ -522,6 +522,34 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
     assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []
 
 
+def test_the_cli_searches_lists_shows_and_deletes_documents(base_url: str) -> None:
+    load_starter_pack(base_url)
+    doomed = doc("cli-doomed", "Tie boats to posts before the high water comes.")
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=doomed, timeout=60).is_success
+
+    def bigevy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BIGEVY, "knowledge", *args, "--url", base_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    found = bigevy("search", "what to do when a flood is coming", "--top-k", "2")
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "Flood safety" in found.stdout and "similarity" in found.stdout
+    listed = bigevy("list", "--category", "emergency", "--limit", "500")
+    assert "cli-doomed" in listed.stdout and re.search(r"1-\d+ of \d+", listed.stdout)
+    assert "Tie boats to posts" in bigevy("show", "cli-doomed").stdout
+    gone = bigevy("delete", "cli-doomed")
+    assert gone.returncode == 0 and "cli-doomed: deleted" in gone.stdout
+    missing = bigevy("show", "cli-doomed")
+    assert missing.returncode == 1 and "404" in missing.stdout
+    unknown = bigevy("search", "boats", "--category", "astrology")
+    assert unknown.returncode == 1 and "422" in unknown.stdout and "emergency" in unknown.stdout
+
+
 def test_an_answer_uses_and_cites_only_passages_about_the_question(base_url: str) -> None:
     """The search's top 3 always hold something; an answer gets only what is about it."""
     load_starter_pack(base_url)

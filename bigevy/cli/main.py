@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -491,6 +492,119 @@ def knowledge_maintain(url: UrlOption = None) -> None:
     result = _json_or_exit(reply)
     console.print("done: " + ", ".join(result["done"]))
     _print_knowledge(result["status"])
+
+
+CategoryOption = Annotated[list[str] | None, typer.Option("--category", help="Repeatable.")]
+SourceOption = Annotated[list[str] | None, typer.Option("--source", help="Repeatable.")]
+RegionOption = Annotated[list[str] | None, typer.Option("--region", help="Repeatable.")]
+LanguageOption = Annotated[list[str] | None, typer.Option("--language", help="Repeatable.")]
+
+
+@knowledge_app.command("search")
+def knowledge_search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    mode: Annotated[str, typer.Option(help="hybrid, vector or keyword.")] = "hybrid",
+    top_k: Annotated[int, typer.Option(help="Hits (1-100).")] = 5,
+    category: CategoryOption = None,
+    source: SourceOption = None,
+    region: RegionOption = None,
+    language: LanguageOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Search the knowledge base as answers do: each hit's scores, document and passage."""
+    body = {
+        "query": query,
+        "mode": mode,
+        "top_k": top_k,
+        "categories": category or [],
+        "sources": source or [],
+        "regions": region or [],
+        "languages": language or [],
+    }
+    found = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/rag/search", json=body, timeout=60))
+    table = Table("#", "score", "similarity", "document", "title", "passage")
+    for rank, hit in enumerate(found["hits"], 1):
+        similarity = hit["similarity"]
+        table.add_row(
+            str(rank),
+            f"{hit['score']:.3f}",
+            "-" if similarity is None else f"{similarity:.3f}",
+            hit["citation"]["document_id"],
+            hit["citation"]["title"],
+            textwrap.shorten(hit["text"], 80, placeholder="..."),
+        )
+    console.print(table)
+
+
+@knowledge_app.command("list")
+def knowledge_list(
+    category: CategoryOption = None,
+    source: SourceOption = None,
+    region: RegionOption = None,
+    language: LanguageOption = None,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    url: UrlOption = None,
+) -> None:
+    """Documents (not deleted), filtered, a page at a time."""
+    params: dict[str, object] = {
+        "category": category or [],
+        "source": source or [],
+        "region": region or [],
+        "language": language or [],
+        "offset": offset,
+        "limit": limit,
+    }
+    page = _json_or_exit(
+        _call("GET", f"{_base_url(url)}/v1/knowledge/documents", params=params, timeout=60)
+    )
+    table = Table("id", "title", "category", "source", "region", "language", "version")
+    for doc in page["data"]:
+        table.add_row(
+            doc["id"],
+            doc["title"],
+            doc["category"],
+            doc["source"],
+            doc["region"],
+            doc["language"],
+            str(doc["version"]),
+        )
+    console.print(table)
+    shown = f"{offset + 1}-{offset + len(page['data'])}" if page["data"] else "none"
+    console.print(f"{shown} of {page['total']}")
+
+
+@knowledge_app.command("show")
+def knowledge_show(
+    document_id: Annotated[str, typer.Argument(help="The document's id.")],
+    url: UrlOption = None,
+) -> None:
+    """One document: its fields, version, revision and text."""
+    doc = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/knowledge/documents/{document_id}"))
+    for name in ("id", "title", "category", "source", "region", "language", "priority", "url"):
+        console.print(f"[bold]{name}[/bold]: {doc.get(name) or '-'}", highlight=False)
+    console.print(
+        f"[bold]version[/bold] {doc['version']}, [bold]revision[/bold] {doc['revision']}, "
+        f"updated {time.ctime(doc['updated_at'])}",
+        highlight=False,
+    )
+    console.print()
+    console.print(doc["text"], markup=False)
+
+
+@knowledge_app.command("delete")
+def knowledge_delete(
+    document_id: Annotated[str, typer.Argument(help="The document's id.")],
+    url: UrlOption = None,
+) -> None:
+    """Take a document out of search; a tombstone with a new revision tells the nodes."""
+    reply = _call("DELETE", f"{_base_url(url)}/v1/knowledge/documents/{document_id}", timeout=60)
+    result = _json_or_exit(reply)
+    console.print(
+        f"{result['id']}: {result['status']} (version {result['version']}, "
+        f"revision {result['revision']})",
+        markup=False,
+    )
 
 
 keys_app = typer.Typer(help="API keys: create, list, rotate, revoke.", no_args_is_help=True)
