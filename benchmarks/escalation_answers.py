@@ -36,8 +36,9 @@ from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_messages.jsonl"
 SOURCE_MARK = re.compile(r"\[\d{1,2}\]")
-#: "1." or "2)" anywhere, or "-" / "*" opening it: a list's marker left in an SMS.
-LIST_MARKER = re.compile(r"(?:^|\s)\d{1,2}[.)](?=\s|$)|^[-*•]\s")
+#: "1." to "9)" standing alone, or "-" / "*" opening it: a list's marker left in an SMS
+#: ("age of 10." is not one).
+LIST_MARKER = re.compile(r"(?:^|\s)[1-9][.)](?=\s|$)|^[-*•]\s")
 SHORT_SMS = 20
 FIGURES = (
     "no citation",

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bigevy.sentences import join, sentences
+from bigevy.sentences import join, sentences, unmarked
 
 #: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
 _NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]*\d(?!\w)|(?<![\w+])\d(?!\w)")
@@ -80,7 +80,8 @@ def drop_unsupported_numbers(answer: str, sources: Iterable[str], asked: str = "
     given = given_numbers(sources)
     kept, dropped = [], []
     for sentence in sentences(answer):
-        if any(number not in given for number in phone_numbers(sentence.text, asked)):
+        # without its list marker: "3. 112" is item 3 giving 112, not the number 3112
+        if any(number not in given for number in phone_numbers(unmarked(sentence.text), asked)):
             dropped.append(sentence.text)
         else:
             kept.append(sentence)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 _END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 #: A list item's or heading's marker: "1.", "2)", "-", "*", "•", "#".
 _MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*•]|#{1,6})\s+")
 _BULLET_LINE = re.compile(r"^([-*•])\s")
+_NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s")
 _EMPHASIS = re.compile(r"\*\*|__")
 
 
@@ -32,11 +34,23 @@ def _has_letter(text: str) -> bool:
 
 
 def _items(line: str) -> list[str]:
-    """A line's list items: a line that opens with "- " lists one item after each " - "."""
+    """A line's list items: a line that opens with "- " lists one item after each " - ", and
+    numbers in a row ("2." then "3.") start an item each ("... call for help; 2. Keep them
+    still" was an SMS ending "; 2."). A lone "1." or "10." is no list."""
     bullet = _BULLET_LINE.match(line)
-    if not bullet:
+    if bullet:
+        return [item for item in re.split(rf"\s+(?={re.escape(bullet[1])}\s)", line) if item]
+    runs: list[list[re.Match[str]]] = []
+    for marker in _NUMBERED.finditer(line):
+        if runs and int(marker[1]) == int(runs[-1][-1][1]) + 1:
+            runs[-1].append(marker)
+        else:
+            runs.append([marker])
+    starts = [marker.start(1) for run in runs if len(run) > 1 for marker in run]
+    if not starts:
         return [line]
-    return [item for item in re.split(rf"\s+(?={re.escape(bullet[1])}\s)", line) if item]
+    bounds = [0, *starts, len(line)]
+    return [item for a, b in pairwise(bounds) if (item := line[a:b].strip())]
 
 
 def sentences(text: str) -> list[Sentence]:
@@ -84,13 +98,18 @@ def prose_sentences(text: str) -> list[str]:
     becomes "Police: 999." and "Fire: 998")."""
     found: list[str] = []
     for sentence in sentences(text):
-        plain = _EMPHASIS.sub("", _MARKER.sub("", sentence.text)).strip()
-        if not plain:
+        words = unmarked(sentence.text)
+        if not words:
             continue
         if found and sentence.opens_line and found[-1][-1].isalnum():
             found[-1] += "."
-        found.append(plain)
+        found.append(words)
     return found
+
+
+def unmarked(sentence: str) -> str:
+    """A sentence without its list marker ("3. ") and emphasis ("**")."""
+    return _EMPHASIS.sub("", _MARKER.sub("", sentence)).strip()
 
 
 def prose(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bigevy.gateway.evy import SOURCE_MARK, echoes, lead
 from bigevy.grounding import drop_unsupported_numbers, phone_numbers
+from bigevy.sms import fit_sms
 
 STARTER = [
     "Malaria: fever, chills and headache after a mosquito bite. Go to a clinic the same day.",
@@ -34,7 +35,9 @@ def test_a_short_number_to_call_from_elsewhere_is_dropped() -> None:
     assert checked.text == "Keep the person warm."
     # Seen: the sources' lists of numbers garbled into new ones
     garbled = "1. 102 - Police: 984 2. 356 - Fire: 729 3. 112 - Ambulance: 999 or 112."
-    assert drop_unsupported_numbers(garbled, STARTER).text == "112 - Ambulance: 999 or 112."
+    kept = drop_unsupported_numbers(garbled, STARTER).text
+    assert kept == "3. 112 - Ambulance: 999 or 112."  # item 3 of the list, as written
+    assert fit_sms(kept).text == "112 - Ambulance: 999 or 112."
 
 
 def test_a_list_keeps_its_lines_when_an_item_is_dropped() -> None:

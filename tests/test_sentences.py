@@ -39,6 +39,22 @@ def test_a_line_opening_with_a_bullet_lists_an_item_after_each_bullet() -> None:
     assert texts("Boil it - for one minute") == ["Boil it - for one minute"]
 
 
+def test_numbers_in_a_row_on_one_line_are_a_list() -> None:
+    """Seen: an SMS ending "... taken to the hospital immediately; 2."."""
+    assert texts("Call for help; 2. Keep them still. 3. Note the time.") == [
+        "Call for help;",
+        "2. Keep them still.",
+        "3. Note the time.",
+    ]
+    assert texts("The answer is: 1. Boil it 2. Cover it") == [
+        "The answer is:",
+        "1. Boil it",
+        "2. Cover it",
+    ]
+    # A number alone is no list, whatever its full stop.
+    assert texts("Only after the age of 10. Then go.") == ["Only after the age of 10.", "Then go."]
+
+
 def test_prose_drops_markers_and_ends_each_line_before_the_next() -> None:
     assert prose("# Water\n1. **Boil** it\n2) Cover it\n* Drink") == (
         "Water. Boil it. Cover it. Drink"
