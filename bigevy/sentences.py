@@ -19,7 +19,7 @@ _END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 #: A list item's or heading's marker: "1.", "2)", "-", "*", "•", "#".
 _MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*•]|#{1,6})\s+")
 _BULLET_LINE = re.compile(r"^([-*•])\s")
-_NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s")
+_NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)](?=\s|$)")
 _EMPHASIS = re.compile(r"\*\*|__")
 
 
@@ -35,8 +35,9 @@ def _has_letter(text: str) -> bool:
 
 def _items(line: str) -> list[str]:
     """A line's list items: a line that opens with "- " lists one item after each " - ", and
-    numbers in a row ("2." then "3.") start an item each ("... call for help; 2. Keep them
-    still" was an SMS ending "; 2."). A lone "1." or "10." is no list."""
+    numbers in a row ("2." then "3."), or one after a colon ("The steps are: 1."), start an
+    item each ("... call for help; 2. Keep them still" was an SMS ending "; 2."). A lone "10."
+    elsewhere is no list."""
     bullet = _BULLET_LINE.match(line)
     if bullet:
         return [item for item in re.split(rf"\s+(?={re.escape(bullet[1])}\s)", line) if item]
@@ -46,7 +47,12 @@ def _items(line: str) -> list[str]:
             runs[-1].append(marker)
         else:
             runs.append([marker])
-    starts = [marker.start(1) for run in runs if len(run) > 1 for marker in run]
+    starts = [
+        marker.start(1)
+        for run in runs
+        for marker in run
+        if len(run) > 1 or line[: marker.start(1)].rstrip().endswith((":", ";"))
+    ]
     if not starts:
         return [line]
     bounds = [0, *starts, len(line)]

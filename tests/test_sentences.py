@@ -51,6 +51,11 @@ def test_numbers_in_a_row_on_one_line_are_a_list() -> None:
         "1. Boil it",
         "2. Cover it",
     ]
+    # One after a colon opens a list, even where the line ends.
+    assert texts("The steps are: 1.\nBoil it.") == ["The steps are:", "1. Boil it."]
+    assert prose("The answer to this question is: 1. It costs money.") == (
+        "The answer to this question is: It costs money."
+    )
     # A number alone is no list, whatever its full stop.
     assert texts("Only after the age of 10. Then go.") == ["Only after the age of 10.", "Then go."]
 
