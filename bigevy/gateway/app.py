@@ -425,14 +425,14 @@ def create_app(
         the node's enrolled region is used."""
         caller = caller_of(request)
         acting_as(caller, query.node_id)
-        if query.region is None:
-            query = query.model_copy(update={"region": await enrolled_region(query.node_id)})
         scope = caller.node_id or caller.key_id or "anonymous"
         route = "/v1/evy/query"
         if replayed := await claim_or_replay(fleet, scope, idempotency_key, route):
-            return replayed
+            return replayed  # before any lookup: a replay reads nothing else
         started = time.perf_counter()
         try:
+            if query.region is None:
+                query = query.model_copy(update={"region": await enrolled_region(query.node_id)})
             answer: EvyAnswer = await guarded(evy.query(query))
         except BaseException:
             if idempotency_key:
