@@ -3,10 +3,15 @@
 Used by the CLI. A local cluster is started with `ray start --head` so it outlives the
 `bigevy up` process; Ray's token authentication stays on (the default), and every Ray
 client we start sets `RAY_AUTH_MODE=token` to present the token Ray wrote under `~/.ray/`.
+
+`ray stop` would end every Ray on the machine, so `bigevy down` does not use it: `up` records
+the session of the head it started (in the data dir), and `down` ends only that session's
+processes. A Ray that `up` found already running is joined, and `down` leaves it running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -14,6 +19,8 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import psutil
 
 from bigevy.config import Settings
 
@@ -42,10 +49,10 @@ def local_ray_running(settings: Settings) -> bool:
         return False
 
 
-def start_local_ray(settings: Settings) -> None:
-    """A single-node Ray head on loopback, unless one is already up."""
+def start_local_ray(settings: Settings) -> bool:
+    """A single-node Ray head on loopback, unless one is already up. True if this started it."""
     if local_ray_running(settings):
-        return
+        return False
     command = [
         _ray_cli(),
         "start",
@@ -65,11 +72,96 @@ def start_local_ray(settings: Settings) -> None:
     result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"`ray start --head` failed:\n{result.stderr[-2000:]}")
+    session = head_session(settings.ray_port)
+    if session is None:
+        raise RuntimeError(f"`ray start --head` left no GCS on port {settings.ray_port}")
+    _write_atomically(_head_record(settings), session + "\n")
+    return True
 
 
-def stop_local_ray() -> None:
-    """Stops the Ray processes of this machine's local head (what `bigevy up` started)."""
-    subprocess.run([_ray_cli(), "stop"], env=ray_env(), check=False, capture_output=True)
+def _head_record(settings: Settings) -> Path:
+    return settings.data_dir / "ray_head_session"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _argument(cmdline: list[str], name: str) -> str | None:
+    prefix = f"--{name}="
+    return next((arg[len(prefix) :] for arg in cmdline if arg.startswith(prefix)), None)
+
+
+def head_session(port: int) -> str | None:
+    """The session name of the Ray head whose GCS serves `port` on this machine, if any."""
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["name"] == "gcs_server" and _argument(cmdline, "gcs_server_port") == str(
+            port
+        ):
+            return _argument(cmdline, "session-name")
+    return None
+
+
+def session_processes(session: str, port: int) -> list[psutil.Process]:
+    """Every process of one Ray session: those naming it or its GCS, and all they started."""
+    roots: list[psutil.Process] = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        names_gcs = any(
+            arg.startswith(("--address=", "--gcs-address=")) and arg.endswith(f":{port}")
+            for arg in cmdline
+        )
+        if names_gcs or any(session in arg for arg in cmdline):
+            roots.append(process)
+    found = {p.pid: p for p in roots}
+    for root in roots:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.update({child.pid: child for child in root.children(recursive=True)})
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def stop_local_ray(settings: Settings, timeout: float = 15) -> bool:
+    """End the local head if `bigevy up` started it (True); any other Ray is left alone."""
+    record = _head_record(settings)
+    if not record.exists():
+        return False
+    session = record.read_text().strip()
+    ours = head_session(settings.ray_port) == session
+    if ours:
+        end_session(session, settings.ray_port, timeout)
+    record.unlink(missing_ok=True)  # ended, or a record of a head that is gone
+    return ours
+
+
+def end_session(session: str, port: int, timeout: float = 15) -> None:
+    """Stop one Ray session as `ray stop` stops them all: raylet, then the rest, then the GCS.
+
+    In that order each part exits promptly on SIGTERM (ended together, the raylet and the GCS
+    wait for each other); what is still alive after a third of `timeout` gets SIGKILL.
+    """
+    processes = session_processes(session, port)
+    order = {"raylet": 0, "gcs_server": 2}
+    for stage in range(3):
+        group = [p for p in processes if order.get(_name(p), 1) == stage]
+        for process in group:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        _, alive = psutil.wait_procs(group, timeout=timeout / 3)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(alive, timeout=2)
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:
+        return ""
 
 
 def connect(settings: Settings) -> None:
@@ -103,6 +195,9 @@ def deploy(settings: Settings) -> None:
 
 
 def undeploy(settings: Settings) -> None:
+    """Delete the bigEVY app; shut Serve down too if no other app is left on it."""
     from ray import serve
 
     serve.delete(settings.app_name)
+    if not serve.status().applications:
+        serve.shutdown()

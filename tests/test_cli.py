@@ -4,21 +4,42 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bigevy import cluster
 from tests.conftest import BIGEVY, free_port
 
+RAY = str(Path(sys.executable).parent / "ray")
 
-def test_up_chat_status_down(tmp_path: Path) -> None:
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def other_ray() -> Iterator[int]:
+    """A Ray head that is not bigEVY's, as another job on the same host would run one."""
     port = free_port()
+    ports = ("--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port")
+    command = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    command += [arg for flag in ports for arg in (flag, str(free_port()))]
+    command += ["--num-cpus", "4", "--disable-usage-stats"]
+    subprocess.run(command, env=cluster.ray_env(), check=True, capture_output=True, timeout=120)
+    session = cluster.head_session(port)
+    assert session is not None
+    yield port
+    cluster.end_session(session, port)
+
+
+def cli(tmp_path: Path, port: int, ray_port: int) -> Cli:
     env = {
         **os.environ,
         "BIGEVY_PORT": str(port),
         "BIGEVY_DATA_DIR": str(tmp_path / "data"),
-        "BIGEVY_RAY_PORT": str(free_port()),
+        "BIGEVY_RAY_PORT": str(ray_port),
         "BIGEVY_RAY_DASHBOARD_PORT": str(free_port()),
         "COLUMNS": "200",
     }
@@ -28,6 +49,13 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
             [BIGEVY, *args], env=env, capture_output=True, text=True, timeout=300, check=False
         )
 
+    return bigevy
+
+
+def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
+    port = free_port()
+    bigevy = cli(tmp_path, port, free_port())
+    other_session = cluster.head_session(other_ray)
     try:
         up = bigevy("up")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -66,7 +94,27 @@ def test_up_chat_status_down(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "valid profiles" in refused.stdout
     finally:
         down = bigevy("down")
-    assert down.returncode == 0 and "stopped" in down.stdout
+    assert down.returncode == 0 and "bigEVY stopped\n" in down.stdout
     assert (tmp_path / "data" / "lancedb").is_dir()  # the knowledge base lives in the data dir
     with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    # `down` ended the Ray that `up` started, and only that one (`ray stop` would end both).
+    assert cluster.head_session(other_ray) == other_session
+
+
+def test_up_joins_a_running_ray_and_down_leaves_it_running(tmp_path: Path, other_ray: int) -> None:
+    port = free_port()
+    bigevy = cli(tmp_path, port, other_ray)
+    other_session = cluster.head_session(other_ray)
+    try:
+        up = bigevy("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"joining the Ray already running at 127.0.0.1:{other_ray}" in up.stdout
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        down = bigevy("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"the Ray at 127.0.0.1:{other_ray} keeps running" in down.stdout
+    assert cluster.head_session(other_ray) == other_session
+    with pytest.raises(httpx.TransportError):  # no app is left on it, so Serve is shut down
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

@@ -108,8 +108,11 @@ def up(
     with console.status("preparing the metadata database"):
         first_key = _first_admin_key(settings)
     with console.status("starting Ray"):
-        if settings.ray_address is None:
-            cluster.start_local_ray(settings)
+        if settings.ray_address is None and not cluster.start_local_ray(settings):
+            console.print(
+                f"joining the Ray already running at {cluster.local_address(settings)} "
+                "(`bigevy down` will leave it running)"
+            )
         cluster.connect(settings)
     with console.status("deploying the Serve application"):
         cluster.deploy(settings)
@@ -176,12 +179,15 @@ def down() -> None:
         console.print("bigEVY is not running")
         return
     with console.status("stopping bigEVY"):
-        if settings.ray_address is None:
-            cluster.stop_local_ray()  # takes Serve and every replica with it
-        else:
+        # The head `up` started takes Serve and every replica with it; any other Ray keeps
+        # running without our app.
+        stopped_ray = settings.ray_address is None and cluster.stop_local_ray(settings)
+        if not stopped_ray:
             cluster.connect(settings)
             cluster.undeploy(settings)
-    console.print("bigEVY stopped")
+    address = settings.ray_address or cluster.local_address(settings)
+    left = "" if stopped_ray else f" (the Ray at {address} keeps running)"
+    console.print(f"bigEVY stopped{left}")
 
 
 @app.command()
