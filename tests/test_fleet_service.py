@@ -111,6 +111,8 @@ def test_enrolment_is_one_time_and_refusals_write_nothing(
     caller = fleet.authenticate(enrolled.node_key)
     assert (caller.role, caller.node_id) == (Role.node, enrolled.node_id)
     assert fleet.get_node(enrolled.node_id).region == "KE"  # the token's region wins
+    assert fleet.node_region(enrolled.node_id) == "KE"  # what answering the node reads
+    refused(lambda: fleet.node_region("node-unknown"), NotFound)
 
     nodes, keys = count(fleet, Node), count(fleet, ApiKey)
     again = EnrollRequest(token=token.token, name="impostor")

@@ -348,6 +348,14 @@ class FleetService:
                 heartbeats=[HeartbeatOut.model_validate(b, from_attributes=True) for b in beats],
             )
 
+    def node_region(self, node_id: str) -> str:
+        """The region a node enrolled in: one column, as answering a node reads it each time."""
+        with self.sessions() as session:
+            region = session.scalar(select(Node.region).where(Node.id == node_id))
+            if region is None:
+                raise NotFound(f"no node {node_id!r}", param="node_id")
+            return region
+
     def revoke_node(self, node_id: str) -> NodeOut:
         """The node and every key it holds stop working at once; its history stays."""
         now = self.clock()

@@ -201,7 +201,7 @@ def create_app(
     hub = AlertHub(alerts, asyncio.to_thread, poll_s=limits.alert_poll_s)
 
     async def node_region(node_id: str) -> str:
-        return (await asyncio.to_thread(fleet.get_node, node_id, 0)).region
+        return await asyncio.to_thread(fleet.node_region, node_id)
 
     add_alert_routes(app.router, hub, node_region)
     add_contribution_routes(app.router, ContributionQueue(fleet), knowledge)
