@@ -10,6 +10,7 @@ outside the BMP (most emoji) takes two units, and a surrogate pair never splits 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
@@ -77,37 +78,40 @@ class SmsFit:
 
 def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
     """`text` as prose (one run of sentences, no list markers: `sentences.prose`), cut if
-    needed to fit `max_segments` SMS parts.
-
-    A cut ends at the last whole sentence that fits, or else at the last whole word followed
-    by "..."; only a single word longer than the whole budget is cut inside itself.
-    """
+    needed to fit `max_segments` SMS parts (see `cut_prose`)."""
     if max_segments < 1:
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
+    text, truncated = cut_prose(text, lambda candidate: fits(candidate, max_segments))
+    return SmsFit(
+        text=text, encoding=encoding_of(text), segments=segment_count(text), truncated=truncated
+    )
+
+
+def cut_prose(text: str, fits: Callable[[str], bool]) -> tuple[str, bool]:
+    """`text` as prose, and whether it had to be cut so that `fits` holds.
+
+    A cut ends at the last whole sentence that fits, or else at the last whole word followed
+    by "..."; only a single word longer than the whole budget is cut inside itself. `fits`
+    must only get harder to meet as a text grows.
+    """
     parts = prose_sentences(text)
     text = " ".join(parts)
-    if fits(text, max_segments):
-        return _result(text, truncated=False)
-    # The longest prefix that fits with an ellipsis; fitting only gets harder as it grows.
+    if fits(text):
+        return text, False
+    # The longest prefix that fits with an ellipsis.
     low, high = 0, len(text)
     while low < high:
         mid = (low + high + 1) // 2
-        if fits(text[:mid].rstrip() + ELLIPSIS, max_segments):
+        if fits(text[:mid].rstrip() + ELLIPSIS):
             low = mid
         else:
             high = mid - 1
     room = low + len(ELLIPSIS)  # a cut at a sentence end needs no ellipsis
     ends = [end - 1 for end in accumulate(len(part) + 1 for part in parts)]  # +1: the spaces
     for end in reversed([end for end in ends if end <= room]):
-        if fits(text[:end], max_segments):
-            return _result(text[:end], truncated=True)
+        if fits(text[:end]):
+            return text[:end], True
     prefix = text[:low]
     if low < len(text) and not text[low].isspace() and " " in prefix:
         prefix = prefix[: prefix.rindex(" ")]  # never end inside a word
-    return _result(prefix.rstrip(" ,;:-") + ELLIPSIS, truncated=True)
-
-
-def _result(text: str, *, truncated: bool) -> SmsFit:
-    return SmsFit(
-        text=text, encoding=encoding_of(text), segments=segment_count(text), truncated=truncated
-    )
+    return prefix.rstrip(" ,;:-") + ELLIPSIS, True

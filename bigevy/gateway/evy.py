@@ -13,9 +13,8 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import drop_unsupported_numbers
 from bigevy.passages import on_topic
-from bigevy.sentences import prose_sentences
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import ELLIPSIS, fit_sms
+from bigevy.sms import cut_prose, fit_sms
 from bigevy.triage import Triage, triage
 
 log = logging.getLogger(__name__)
@@ -42,19 +41,7 @@ NO_VERIFIED_ANSWER = "No verified answer was found. Ask a local health worker or
 def lead(text: str, limit: int) -> str:
     """The whole sentences `text` opens with, as prose, up to `limit` characters (else its
     first words)."""
-    parts = prose_sentences(text)
-    text = " ".join(parts)
-    if len(text) <= limit:
-        return text
-    taken = ""
-    for part in parts:
-        if len(taken) + 1 + len(part) > limit:
-            break
-        taken = f"{taken} {part}".lstrip()
-    if taken:
-        return taken
-    cut = text.rfind(" ", 0, limit)
-    return text[: cut if cut > 0 else limit].rstrip(" ,;:-") + ELLIPSIS
+    return cut_prose(text, lambda candidate: len(candidate) <= limit)[0]
 
 
 _WORD = re.compile(r"[^\W_]+")
