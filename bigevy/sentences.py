@@ -21,6 +21,8 @@ _MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*•]|#{1,6})\s+")
 _BULLET_LINE = re.compile(r"^([-*•])\s")
 _NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)](?=\s|$)")
 _EMPHASIS = re.compile(r"\*\*|__")
+#: Markers with no item after them: "...; 2." at the very end is a list cut short.
+_BARE_MARKERS = re.compile(r"(?:(?:\d{1,2}[.)]|[-*•]|#{1,6})(?:\s+|$))+")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def _items(line: str) -> list[str]:
 def sentences(text: str) -> list[Sentence]:
     """Each line and list item of `text`, split after ".", "!" or "?" once a piece holds a
     letter, so "1." opening an item is no sentence. A piece with no letter ("2." on its own)
-    goes with the next sentence, or with the last one at the end."""
+    goes with the next sentence, or with the last one at the end, where list markers alone
+    (an item the answer never wrote) are dropped."""
     found: list[Sentence] = []
     carried = ""
     for raw_line in text.splitlines():
@@ -80,6 +83,8 @@ def sentences(text: str) -> list[Sentence]:
                     continue
                 found.append(Sentence(f"{carried} {piece}".strip(), opens_line or bool(carried)))
                 carried, opens_line = "", False
+    if _BARE_MARKERS.fullmatch(carried):
+        carried = ""
     if carried and found:
         last = found[-1]
         found[-1] = Sentence(f"{last.text} {carried}", last.opens_line)

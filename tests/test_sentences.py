@@ -33,6 +33,15 @@ def test_a_piece_without_letters_is_no_sentence_of_its_own() -> None:
     assert texts(" \n ") == []
 
 
+def test_a_list_marker_with_no_item_after_it_is_dropped_at_the_end() -> None:
+    """An answer cut short after "2." (or after "... do this: 1.") never ends an SMS with it."""
+    assert texts("Steps: 1. Boil water. 2.") == ["Steps:", "1. Boil water."]
+    assert prose("Here is what to do:\n1.") == "Here is what to do:"
+    assert prose("Boil it.\n-\n3.") == "Boil it."
+    assert texts("1.") == []
+    assert texts("Numbers:\n112\n999") == ["Numbers: 112 999"]  # numbers are no markers
+
+
 def test_a_line_opening_with_a_bullet_lists_an_item_after_each_bullet() -> None:
     """Chunks keep a Markdown list's items on one line."""
     assert texts("- Police: 999 or 112 - Fire: 998") == ["- Police: 999 or 112", "- Fire: 998"]
