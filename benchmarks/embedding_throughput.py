@@ -4,11 +4,14 @@ text or a list per request, batched across requests by `@serve.batch`) vs. raw
 a time.
 
     .venv/bin/python benchmarks/embedding_throughput.py [--texts 2048] [--per-request 1 16]
+        [--corpus scifact|sms]
 
 Goals (issue 3): Serve >= 0.85x raw batched; Serve >= 4x raw one-at-a-time. Raw is float32,
 as sentence-transformers loads a model by default; where the app embeds in bfloat16 (AMX
 hosts), raw batched is measured in bfloat16 too, which tells Serve's own cost. Texts are
-SciFact abstracts' first sentences from ../shared/data/scifact when present.
+SciFact abstracts' first 400 characters from ../shared/data/scifact when present (the size of
+the chunks bigEVY embeds), or with `--corpus sms` the labelled SMS of
+benchmarks/data/triage_messages.jsonl, repeated (the size of the questions it embeds).
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ from local_serve import HEADERS, start_serve
 from bigevy.config import RateLimit, Settings
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+SMS = Path(__file__).resolve().parent / "data" / "triage_messages.jsonl"
 
 
-def load_texts(n: int) -> list[str]:
+def load_texts(n: int, corpus: str) -> list[str]:
+    if corpus == "sms":
+        with SMS.open() as f:
+            messages = [json.loads(line)["text"] for line in f if line.strip()]
+        return [messages[i % len(messages)] for i in range(n)]
     texts: list[str] = []
     if SCIFACT.exists():
         with SCIFACT.open() as f:
@@ -111,12 +119,13 @@ def main() -> None:
     parser.add_argument(
         "--per-request", type=int, nargs="+", default=[1, 16], help="texts per HTTP request"
     )
+    parser.add_argument("--corpus", choices=["scifact", "sms"], default="scifact")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_worker:
         return raw_worker()
 
-    texts = load_texts(args.texts)
+    texts = load_texts(args.texts, args.corpus)
     raw = json.loads(
         subprocess.run(
             [sys.executable, __file__, "--raw-worker"],
@@ -134,7 +143,11 @@ def main() -> None:
     base_url = start_serve(settings)
     asyncio.run(serve_throughput(base_url, texts[:64], args.clients, 1))  # warm-up
     dtype = raw["served_dtype"]
-    print(f"{len(texts)} texts, {args.clients} concurrent clients; the app embeds in {dtype}")
+    mean_chars = sum(map(len, texts)) / len(texts)
+    print(
+        f"{len(texts)} texts ({args.corpus}, {mean_chars:.0f} characters on average), "
+        f"{args.clients} concurrent clients; the app embeds in {dtype}"
+    )
     print(f"raw encode(batch_size=32), float32: {raw['batched']:8.1f} texts/s")
     print(f"raw one at a time, float32:         {raw['one_at_a_time']:8.1f} texts/s")
     if dtype != "float32":
