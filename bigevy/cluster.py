@@ -124,17 +124,20 @@ def session_processes(session: str, port: int) -> list[psutil.Process]:
     return list(found.values())
 
 
+def ours(settings: Settings) -> str | None:
+    """The session of the local head if an earlier `bigevy up` started it, else None."""
+    record = _head_record(settings)
+    session = record.read_text().strip() if record.exists() else None
+    return session if session and head_session(settings.ray_port) == session else None
+
+
 def stop_local_ray(settings: Settings, timeout: float = 15) -> bool:
     """End the local head if `bigevy up` started it (True); any other Ray is left alone."""
-    record = _head_record(settings)
-    if not record.exists():
-        return False
-    session = record.read_text().strip()
-    ours = head_session(settings.ray_port) == session
-    if ours:
+    session = ours(settings)
+    if session:
         end_session(session, settings.ray_port, timeout)
-    record.unlink(missing_ok=True)  # ended, or a record of a head that is gone
-    return ours
+    _head_record(settings).unlink(missing_ok=True)  # ended, or a record of a head now gone
+    return session is not None
 
 
 def end_session(session: str, port: int, timeout: float = 15) -> None:

@@ -108,7 +108,8 @@ def up(
     with console.status("preparing the metadata database"):
         first_key = _first_admin_key(settings)
     with console.status("starting Ray"):
-        if settings.ray_address is None and not cluster.start_local_ray(settings):
+        local = settings.ray_address is None
+        if local and not cluster.start_local_ray(settings) and not cluster.ours(settings):
             console.print(
                 f"joining the Ray already running at {cluster.local_address(settings)} "
                 "(`bigevy down` will leave it running)"
