@@ -255,6 +255,33 @@ TOPICS: dict[str, str] = {
     "lightning": "lightning, struck by lightning, foudre, rayo, raio, radi",
 }
 
+# What ordinary questions ask about, beyond the emergencies above, in the same form. Read only
+# by `topics_named`: they do not change what an emergency's steps are looked up by.
+QUESTION_TOPICS: dict[str, str] = {
+    "malaria": "malaria, paludisme, paludismo",
+    "making water safe to drink": """
+        drinking water, safe water, clean water, purify water, eau potable, purifier l eau,
+        traiter l eau, agua potable, purificar el agua, purificar agua, agua potavel,
+        tratar a agua, maji safi, maji ya kunywa, kusafisha maji
+        """,
+    "diarrhoea and dehydration": """
+        diarrhea, diarrhoea, dehydrat*, diarrhee, deshydrat*, diarrea, deshidrat*, diarreia,
+        desidrat*, kuhara, *harisha
+        """,
+    "heat illness": """
+        heatstroke, heat stroke, heatwave, heat wave, canicule, coup de chaleur, ola de calor,
+        golpe de calor, onda de calor, insolacao, insolacion, joto kali
+        """,
+    "emergency phone numbers police ambulance fire": """
+        numero de la police, numero de police, numero d urgence, numero de la policia,
+        numero de urgencia, numero de emergencia, numero da policia, numero de emergencia,
+        namba ya polisi, namba ya dharura
+        """,
+    "emergency kit": """
+        kit d urgence, trousse d urgence, kit de emergencia, vifaa vya dharura
+        """,
+}
+
 #: When no topic word is found, what each kind's safety steps are about.
 KIND_TOPICS: dict[EmergencyKind, str] = {
     "medical": "first aid until help arrives",
@@ -371,6 +398,10 @@ _URGENCY = _Lexicon.of(_weights(URGENCY))
 _CONTEXT = _Lexicon.of(_weights(CONTEXT))
 _TOPIC_OF = {t: topic for topic, spec in TOPICS.items() for t in _terms(spec)}
 _TOPIC = _Lexicon.of(dict.fromkeys(_TOPIC_OF, 1.0))
+_ANY_TOPIC_OF = {
+    t: topic for topic, spec in (TOPICS | QUESTION_TOPICS).items() for t in _terms(spec)
+}
+_ANY_TOPIC = _Lexicon.of(dict.fromkeys(_ANY_TOPIC_OF, 1.0))
 
 # Words of the lexicons that typos are corrected towards (only plain words of 4+ letters).
 _VOCABULARY = frozenset(
@@ -454,6 +485,14 @@ def triage(message: str) -> Triage:
     if raw < THRESHOLD:
         return Triage(False, None, score, tuple(cues))
     return Triage(True, kind, score, tuple(cues), _topic(tokens, kind))
+
+
+def topics_named(message: str) -> list[str]:
+    """The topics a message names, in English search words, whatever its language: the
+    embedding model is English, so a Swahili question about snakes must still find the
+    snakebite steps."""
+    found = [_ANY_TOPIC_OF[term] for term, _ in _ANY_TOPIC.find(_tokens(message))]
+    return list(dict.fromkeys(found))
 
 
 def _topic(tokens: list[str], kind: EmergencyKind) -> str:

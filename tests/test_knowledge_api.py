@@ -565,6 +565,18 @@ def test_an_answer_uses_and_cites_only_passages_about_the_question(base_url: str
     assert len(hits) == 3 and all(h["similarity"] < 0.3 for h in hits)
 
 
+def test_a_question_in_another_language_is_answered_from_the_english_pack(
+    base_url: str,
+) -> None:
+    """The embedding model is English: without the topics the question names, in English,
+    a Swahili question about snakes found no passage about it."""
+    load_starter_pack(base_url)
+    message = "Je, ninawezaje kujikinga na nyoka shambani?"  # how to keep safe from snakes
+    answer = escalate(base_url, message, language="sw", max_tokens=40)
+    assert answer["triage"]["emergency"] is False
+    assert [c["document_id"] for c in answer["citations"]][:1] == ["snakebite"]
+
+
 def test_a_node_that_names_no_region_is_answered_for_the_region_it_enrolled_in(
     base_url: str,
 ) -> None:

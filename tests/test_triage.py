@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bigevy.triage import Triage, triage
+from bigevy.triage import Triage, topics_named, triage
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
 
@@ -86,6 +86,21 @@ def test_an_emergency_names_its_safety_topic_in_english(message: str, topic: str
 
 def test_no_topic_for_what_is_not_an_emergency() -> None:
     assert triage("how do I treat a snake bite").topic is None
+
+
+def test_an_ordinary_question_names_its_topics_in_english_too() -> None:
+    """What leads the search for a question in another language (the embedding model is
+    English); a question's topics do not make it an emergency."""
+    assert topics_named("Je, ninawezaje kujikinga na nyoka shambani?") == ["snakebite"]
+    assert topics_named("Comment rendre l'eau potable au village ?") == [
+        "making water safe to drink"
+    ]
+    assert topics_named("mon bébé a la diarrhée depuis hier, et le paludisme ?") == [
+        "diarrhoea and dehydration",
+        "malaria",
+    ]
+    assert topics_named("Bonjour, ça va ?") == []
+    assert not triage("que faire contre la diarrhée").emergency
 
 
 @pytest.mark.parametrize("message", ["", "   ", "\n\t"])

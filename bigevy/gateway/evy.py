@@ -15,7 +15,7 @@ from bigevy.grounding import drop_unsupported_numbers
 from bigevy.passages import on_topic
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import cut_prose, fit_sms
-from bigevy.triage import Triage, triage
+from bigevy.triage import Triage, topics_named, triage
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ def lead(text: str, limit: int) -> str:
 
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def _english(language: str) -> bool:
+    return language.lower().replace("_", "-").split("-")[0] == "en"
 
 
 def echoes(question: str, answer: str) -> bool:
@@ -83,8 +87,15 @@ class EvyService:
         if not hits:
             # Knowledge in the asker's language first, else in any (the starter pack is English):
             # with no sources at all, the model answered a Swahili question about floods with a
-            # paragraph on the Japanese language.
-            anywhere = await self.knowledge.search(search.model_copy(update={"languages": []}))
+            # paragraph on the Japanese language. The embedding model is English too: a
+            # question in another language is searched by the topics it names, in English
+            # (its own words pulled "snakebite" below the relevance floor: cosine 0.21).
+            topics = [] if _english(query.language) else topics_named(query.message)
+            anywhere = await self.knowledge.search(
+                search.model_copy(
+                    update={"languages": [], "query": ". ".join(topics) or query.message}
+                )
+            )
             hits = on_topic(anywhere.hits, self.relevance_floor)
         retrieved = time.perf_counter()
         # One line per passage, whitespace collapsed: small models copy line breaks and
