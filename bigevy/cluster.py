@@ -114,7 +114,9 @@ def session_processes(session: str, port: int) -> list[psutil.Process]:
             arg.startswith(("--address=", "--gcs-address=")) and arg.endswith(f":{port}")
             for arg in cmdline
         )
-        if names_gcs or any(session in arg for arg in cmdline):
+        # Ray's programs name their session in a flag (`--session-dir=...`); a `tail -f` of
+        # its logs names it too, but is not Ray's to end.
+        if names_gcs or any(arg.startswith("--") and session in arg for arg in cmdline):
             roots.append(process)
     found = {p.pid: p for p in roots}
     for root in roots:
