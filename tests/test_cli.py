@@ -81,6 +81,11 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         assert ask.returncode == 0, ask.stdout + ask.stderr
         assert "SMS" in ask.stdout and "source: Diarrhoea and dehydration" in ask.stdout
 
+        snakes = "Je, ninawezaje kujikinga na nyoka shambani?"  # Swahili: safe from snakes
+        swahili = bigevy("ask", snakes, "--language", "sw", "--profile", "sms")
+        assert swahili.returncode == 0, swahili.stdout + swahili.stderr
+        assert "(snakebite)" in swahili.stdout
+
         urgent = bigevy("ask", "HELP house on fire kids inside", "--region", "KE")
         assert urgent.returncode == 0, urgent.stdout + urgent.stderr
         assert "EMERGENCY (fire)" in urgent.stdout and "999 (fire)" in urgent.stdout

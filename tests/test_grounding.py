@@ -84,3 +84,6 @@ def test_an_answer_that_only_repeats_the_question_is_an_echo() -> None:
     assert not echoes("Is it safe?", "Yes.") and not echoes(question, "")
     # A short answer in the question's words that adds the one thing asked is an answer
     assert not echoes("what is the capital of Kenya", "The capital of Kenya is Nairobi.")
+    swahili = "Mtoto wangu anaharisha, nifanye nini?"
+    assert echoes(swahili, f'The answer to the question is: "{swahili}"')
+    assert not echoes(swahili, f'You asked "{swahili}": give ORS after every loose stool.')

@@ -372,6 +372,8 @@ def ask(
     question: Annotated[str, typer.Argument(help="The SMS a lilEVY node escalated.")],
     node_id: Annotated[str, typer.Option(help="Which node asks.")] = "cli",
     region: Annotated[str | None, typer.Option(help="Default: the node's enrolled one.")] = None,
+    language: Annotated[str, typer.Option(help="The asker's language, e.g. sw.")] = "en",
+    profile: Annotated[str | None, typer.Option(help="EVY prompt profile, e.g. sms.")] = None,
     segments: Annotated[int, typer.Option(min=1, max=10, help="SMS parts allowed.")] = 1,
     url: UrlOption = None,
 ) -> None:
@@ -379,10 +381,13 @@ def ask(
     body: dict[str, object] = {
         "node_id": node_id,
         "message": question,
+        "language": language,
         "max_sms_segments": segments,
     }
     if region:
         body["region"] = region
+    if profile:
+        body["profile"] = profile
     reply = _call("POST", f"{_base_url(url)}/v1/evy/query", json=body, timeout=300)
     if reply.status_code != 200:
         console.print(f"[red]{reply.status_code}[/red] {_error_message(reply)}")

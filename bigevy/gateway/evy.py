@@ -54,9 +54,15 @@ def _english(language: str) -> bool:
 def echoes(question: str, answer: str) -> bool:
     """Whether `answer` only says the question's words back (seen from SmolLM2-135M: asked
     "the clinic is closed, where can I get malaria tablets", it answered just that)."""
-    asked = set(_WORD.findall(question.lower()))
+    asked = _WORD.findall(question.lower())
     said = _WORD.findall(answer.lower())
-    return len(said) >= 3 and all(word in asked or len(word) < 4 for word in said)
+    if len(said) >= 3 and all(word in asked or len(word) < 4 for word in said):
+        return True
+    # Or the whole question quoted in a short frame: 'The answer to the question is: "Mtoto
+    # wangu anaharisha, nifanye nini?"' (seen from SmolLM2-135M, asked in Swahili).
+    n = len(asked)
+    quoted = any(said[i : i + n] == asked for i in range(len(said) - n + 1))
+    return n >= 3 and quoted and len(said) - n <= 6
 
 
 class EvyService:
