@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from bigevy.config import Settings
+from bigevy.sync.package import write_atomically
 
 
 def ray_env() -> dict[str, str]:
@@ -75,18 +76,12 @@ def start_local_ray(settings: Settings) -> bool:
     session = head_session(settings.ray_port)
     if session is None:
         raise RuntimeError(f"`ray start --head` left no GCS on port {settings.ray_port}")
-    _write_atomically(_head_record(settings), session + "\n")
+    write_atomically(_head_record(settings), f"{session}\n".encode())
     return True
 
 
 def _head_record(settings: Settings) -> Path:
     return settings.data_dir / "ray_head_session"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _argument(cmdline: list[str], name: str) -> str | None:

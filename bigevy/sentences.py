@@ -17,12 +17,13 @@ from itertools import pairwise
 
 _END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 #: A list item's or heading's marker: "1.", "2)", "-", "*", "•", "#".
-_MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*•]|#{1,6})\s+")
+_MARK = r"(?:\d{1,2}[.)]|[-*•]|#{1,6})"
+_MARKER = re.compile(rf"^{_MARK}\s+")
 _BULLET_LINE = re.compile(r"^([-*•])\s")
 _NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)](?=\s|$)")
 _EMPHASIS = re.compile(r"\*\*|__")
 #: Markers with no item after them: "...; 2." at the very end is a list cut short.
-_BARE_MARKERS = re.compile(r"(?:(?:\d{1,2}[.)]|[-*•]|#{1,6})(?:\s+|$))+")
+_BARE_MARKERS = re.compile(rf"(?:{_MARK}(?:\s+|$))+")
 
 
 @dataclass(frozen=True)

@@ -398,9 +398,7 @@ _URGENCY = _Lexicon.of(_weights(URGENCY))
 _CONTEXT = _Lexicon.of(_weights(CONTEXT))
 _TOPIC_OF = {t: topic for topic, spec in TOPICS.items() for t in _terms(spec)}
 _TOPIC = _Lexicon.of(dict.fromkeys(_TOPIC_OF, 1.0))
-_ANY_TOPIC_OF = {
-    t: topic for topic, spec in (TOPICS | QUESTION_TOPICS).items() for t in _terms(spec)
-}
+_ANY_TOPIC_OF = _TOPIC_OF | {t: q for q, spec in QUESTION_TOPICS.items() for t in _terms(spec)}
 _ANY_TOPIC = _Lexicon.of(dict.fromkeys(_ANY_TOPIC_OF, 1.0))
 
 # Words of the lexicons that typos are corrected towards (only plain words of 4+ letters).
