@@ -194,6 +194,16 @@ def deploy(settings: Settings) -> None:
     serve.run_many([target], wait_for_applications_running=False)
 
 
+def app_status(settings: Settings) -> str:
+    """Serve's status of the bigEVY app: RUNNING once every deployment runs its new version
+    (DEPLOYING while a redeploy rolls replicas over, DEPLOY_FAILED if one cannot start)."""
+    from ray import serve
+    from ray.serve.schema import ApplicationStatus
+
+    app = serve.status().applications.get(settings.app_name)
+    return ApplicationStatus(app.status).value if app else "NOT_STARTED"
+
+
 def undeploy(settings: Settings) -> None:
     """Delete the bigEVY app; shut Serve down too if no other app is left on it."""
     from ray import serve

@@ -66,6 +66,11 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         key = key_file.read_text().strip()
         assert "first admin key (shown once" in up.stdout and key in up.stdout
         assert key_file.stat().st_mode & 0o777 == 0o600
+        # Idempotent: the same Ray, the same app, nothing added twice. It may roll replicas
+        # over; it returns once they serve (the search below once found nothing otherwise).
+        again = bigevy("up")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "21 unchanged" in again.stdout and "joining" not in again.stdout
         query = {"query": "what to do when a flood is coming", "top_k": 1}
         search = f"http://127.0.0.1:{port}/v1/rag/search"
         assert httpx.post(search, json=query, timeout=60).status_code == 401
@@ -97,12 +102,6 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
 
         refused = bigevy("chat", "hi", "--profile", "poetry")
         assert refused.returncode == 1 and "valid profiles" in refused.stdout
-
-        # Idempotent: the same Ray, the same app, nothing added twice. Last, as it may roll the
-        # replicas over (see the issue note).
-        again = bigevy("up")
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert "21 unchanged" in again.stdout and "joining" not in again.stdout
     finally:
         down = bigevy("down")
     assert down.returncode == 0 and "bigEVY stopped\n" in down.stdout

@@ -613,6 +613,28 @@ def test_a_node_that_names_no_region_is_answered_for_the_region_it_enrolled_in(
     assert kenya["citations"][0]["document_id"] == "emergency-numbers-ke"
 
 
+def test_without_a_region_an_answer_uses_the_place_named_and_never_another_regions(
+    base_url: str,
+) -> None:
+    """No region and no enrolled node: "ambulance in kampala" cited Ghana's numbers."""
+    load_starter_pack(base_url)
+
+    def regional(answer: dict) -> set[str]:
+        cited = {c["document_id"] for c in answer["citations"]}
+        return {d for d in cited if d.startswith("emergency-numbers-")}
+
+    kampala = escalate(base_url, "whats the number for ambulance service in kampala", max_tokens=60)
+    assert regional(kampala) == {"emergency-numbers-ug"}, kampala["citations"]
+    anywhere = escalate(base_url, "what are the emergency phone numbers", max_tokens=60)
+    assert regional(anywhere) == set(), anywhere["citations"]
+    assert "emergency-numbers" in {c["document_id"] for c in anywhere["citations"]}
+    # In an emergency the place named stands in for the missing region.
+    nairobi = escalate(base_url, "snake bit my son in Nairobi help")
+    assert nairobi["triage"] == {"emergency": True, "kind": "medical"}
+    assert nairobi["citations"][0]["document_id"] == "emergency-numbers-ke"
+    assert nairobi["sms"].startswith("Call 999")
+
+
 def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     base_url: str, serve_cluster: ServeCluster, settings: Settings
 ) -> None:

@@ -161,7 +161,12 @@ class EvyQuery(BaseModel):
     message: NonBlank = Field(min_length=1, max_length=1600, description="The SMS text asked.")
     language: str = Field("en", min_length=2, max_length=16)
     region: str | None = Field(
-        None, description="Prefer knowledge of this region; default: the node's enrolled one."
+        None,
+        description=(
+            "Where the asker is: knowledge of this region, of a place the message names and "
+            "global knowledge answer; never another region's. Default: the node's enrolled "
+            "region, else the place the message names."
+        ),
     )
     profile: str = "general"
     max_sms_segments: int = Field(1, ge=1, le=10)

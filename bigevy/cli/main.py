@@ -72,6 +72,10 @@ def _base_url(url: str | None) -> str:
     return (url or _settings().base_url).rstrip("/")
 
 
+#: Serve application states a rollout ends in.
+TERMINAL = {"RUNNING", "DEPLOY_FAILED", "UNHEALTHY"}
+
+
 def _wait_ready(base_url: str, timeout: float) -> bool:
     """Show each model's state until everything is ready (or the deadline passes)."""
     deadline = time.monotonic() + timeout
@@ -117,8 +121,19 @@ def up(
         cluster.connect(settings)
     with console.status("deploying the Serve application"):
         cluster.deploy(settings)
+    deadline = time.monotonic() + wait
+    # A redeploy rolls replicas over while the old ones still answer `/readyz`: wait for Serve
+    # first (a second `up` once returned mid-rollover, and a search right after it found nothing).
+    with console.status("rolling out the replicas"):
+        while (status := cluster.app_status(settings)) not in TERMINAL:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     base = settings.base_url
-    if not _wait_ready(base, wait):
+    if status != "RUNNING":
+        console.print(f"[red]bigEVY did not deploy[/red] (Serve: {status}); see `serve status`")
+        raise typer.Exit(1)
+    if not _wait_ready(base, deadline - time.monotonic()):
         console.print(f"[red]bigEVY is not ready[/red]; see `bigevy status` and {base}/readyz")
         raise typer.Exit(1)
     if settings.knowledge.load_starter:

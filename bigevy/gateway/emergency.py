@@ -88,7 +88,7 @@ class EmergencyResponder:
                 query=f"{found.topic}. {message}" if found.topic else message,
                 top_k=3,
                 categories=SAFETY,
-                regions=[region, "global"] if region else [],
+                regions=[region, "global"] if region else ["global"],
                 languages=sorted({language, "en"}),  # the shipped safety pack is English
             )
         )

@@ -13,6 +13,7 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import drop_unsupported_numbers
 from bigevy.passages import on_topic
+from bigevy.places import gazetteer, region_named
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import cut_prose, fit_sms
 from bigevy.triage import Triage, topics_named, triage
@@ -73,6 +74,7 @@ class EvyService:
         self.knowledge = knowledge
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
+        gazetteer()  # read now (0.3 s), not while the first question waits
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
@@ -80,12 +82,16 @@ class EvyService:
         if query.model is not None:
             self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
         found = triage(query.message)
+        named = region_named(query.message)
         if found.emergency and found.kind is not None:
             log.warning(
                 "emergency (%s) escalated by node %s: %s", found.kind, query.node_id, found.cues
             )
-            return await self._emergency(query, found, started)
-        regions = [query.region, "global"] if query.region else []
+            # The numbers to call are the asker's: a place named only stands in for no region.
+            return await self._emergency(query, found, query.region or named, started)
+        # Knowledge of the node's region, of a place the message names, and of everywhere.
+        # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
+        regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
         search = SearchRequest(
             query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
         )
@@ -164,9 +170,11 @@ class EvyService:
             },
         )
 
-    async def _emergency(self, query: EvyQuery, found: Triage, started: float) -> EvyAnswer:
+    async def _emergency(
+        self, query: EvyQuery, found: Triage, region: str | None, started: float
+    ) -> EvyAnswer:
         """Answered from the knowledge base at once: never queued behind the model."""
-        reply = await self.emergencies.reply(query.message, found, query.region, query.language)
+        reply = await self.emergencies.reply(query.message, found, region, query.language)
         sms = fit_sms(reply.sms_text, query.max_sms_segments)
         done = round((time.perf_counter() - started) * 1000, 1)
         return EvyAnswer(

@@ -1,0 +1,60 @@
+"""Places named in an SMS: found where a place is expected, not in every ordinary word."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bigevy.places import region_named
+
+MESSAGES = Path(__file__).parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("message", "region"),
+    [
+        ("ambulance in kampala", "UG"),
+        ("What is the ambulance number in Kenya?", "KE"),
+        ("police number in south africa", "ZA"),  # a name of two words
+        ("I live in Gulu and my son has fever", "UG"),  # a town, not only capitals
+        ("Nataka ambulensi huko Mombasa", "KE"),
+        ("inondation près de Beira", "MZ"),
+        ("je suis à Abidjan", "CI"),
+        ("Help! In Lagos there is fire", "NG"),  # "In" opens a sentence: still a locative
+        ("Can I come to Nairobi", "KE"),  # capitalised mid-sentence
+        ("noticias del huracan en mexico", "MX"),
+        ("flooding in Paris", "FR"),  # the most populous place of the name
+    ],
+)
+def test_a_named_place_gives_its_country(message: str, region: str) -> None:
+    assert region_named(message) == region
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "J'ai mal à la tête",  # Tete is a town in Mozambique
+        "comment soigner un petit mal de tete",
+        "write a story about a man attacked by a lion",  # Man is a town in Ivory Coast
+        "Police number please",  # sentence-initial capitals are not names
+        "ambulance number kampala",  # no locative word, no capital: not trusted
+        "in a moment",
+    ],
+)
+def test_ordinary_words_are_not_places(message: str) -> None:
+    assert region_named(message) is None
+
+
+def test_the_triage_messages_name_no_place_they_do_not_mean() -> None:
+    """The triage set's 308 SMS in five languages: each place found is one the sender meant."""
+    found = {
+        m["text"]: region_named(m["text"])
+        for m in map(json.loads, MESSAGES.read_text().splitlines())
+    }
+    assert {text: code for text, code in found.items() if code} == {
+        "whats the number for ambulance service in kampala": "UG",
+        "which snakes are poisonous in kenya": "KE",
+        "news says there was a big earthquake in turkey": "TR",
+        "inondations au mozambique aux infos": "MZ",
+        "noticias del huracan en mexico": "MX",
+    }
