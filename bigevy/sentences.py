@@ -18,7 +18,7 @@ from itertools import pairwise
 _END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 #: A list item's or heading's marker: "1.", "2)", "-", "*", "•", "#".
 _MARK = r"(?:\d{1,2}[.)]|[-*•]|#{1,6})"
-_MARKER = re.compile(rf"^{_MARK}\s+")
+_MARKER = re.compile(rf"^(?:{_MARK}\s+)+")  # "- 1. Small" has two
 _BULLET_LINE = re.compile(r"^([-*•])\s")
 _NUMBERED = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)](?=\s|$)")
 _EMPHASIS = re.compile(r"\*\*|__")
@@ -38,9 +38,11 @@ def _has_letter(text: str) -> bool:
 
 def _items(line: str) -> list[str]:
     """A line's list items: a line that opens with "- " lists one item after each " - ", and
-    numbers in a row ("2." then "3."), or one after a colon ("The steps are: 1."), start an
-    item each ("... call for help; 2. Keep them still" was an SMS ending "; 2."). A lone "10."
-    elsewhere is no list."""
+    numbers in a row ("2." then "3."), a "1." after a colon ("The steps are: 1.") or any
+    number after a semicolon start an item each ("... call for help; 2. Keep them still" was
+    an SMS ending "; 2."). A lone "10." elsewhere is no list, and neither are values after
+    labels: "Police: 17. Fire: 18." lost both numbers when any number after a colon opened
+    an item."""
     bullet = _BULLET_LINE.match(line)
     if bullet:
         return [item for item in re.split(rf"\s+(?={re.escape(bullet[1])}\s)", line) if item]
@@ -50,16 +52,23 @@ def _items(line: str) -> list[str]:
             runs[-1].append(marker)
         else:
             runs.append([marker])
-    starts = [
-        marker.start(1)
-        for run in runs
-        for marker in run
-        if len(run) > 1 or line[: marker.start(1)].rstrip().endswith((":", ";"))
-    ]
+    starts = [marker.start(1) for run in runs if _is_list(line, run) for marker in run]
     if not starts:
         return [line]
     bounds = [0, *starts, len(line)]
     return [item for a, b in pairwise(bounds) if (item := line[a:b].strip())]
+
+
+def _is_list(line: str, run: list[re.Match[str]]) -> bool:
+    """Whether numbers in a row (or one alone) on `line` are a list's markers."""
+
+    def after(marker: re.Match[str], mark: str) -> bool:
+        return line[: marker.start(1)].rstrip().endswith(mark)
+
+    first = run[0]
+    if after(first, ";") or (first[1] == "1" and (len(run) > 1 or after(first, ":"))):
+        return True
+    return len(run) > 1 and not any(after(marker, ":") for marker in run)
 
 
 def sentences(text: str) -> list[Sentence]:

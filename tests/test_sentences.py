@@ -69,6 +69,22 @@ def test_numbers_in_a_row_on_one_line_are_a_list() -> None:
     assert texts("Only after the age of 10. Then go.") == ["Only after the age of 10.", "Then go."]
 
 
+def test_values_after_labels_are_no_list() -> None:
+    """Any number after a colon once opened an item: "Police: 17. Fire: 18." lost both
+    numbers, and a second pass over prose (an SMS fitted from a knowledge-base answer) erased
+    two-digit emergency numbers that the first pass had kept."""
+    numbers = "# Emergency numbers in Senegal\n\n- Police: 17\n- Fire: 18\n- Ambulance: 15"
+    once = prose(numbers)
+    assert once == "Emergency numbers in Senegal. Police: 17. Fire: 18. Ambulance: 15"
+    assert prose(once) == once
+    assert prose("Police: 10. Ambulance: 11.") == "Police: 10. Ambulance: 11."
+    assert prose("If the fever is above: 39. Go to the clinic.") == (
+        "If the fever is above: 39. Go to the clinic."
+    )
+    # A numbered item inside a bullet loses both markers, not only the bullet.
+    assert prose("Prices:\n- 1. Small: 20\n- 2. Large: 50") == "Prices: Small: 20. Large: 50"
+
+
 def test_prose_drops_markers_and_ends_each_line_before_the_next() -> None:
     assert prose("# Water\n1. **Boil** it\n2) Cover it\n* Drink") == (
         "Water. Boil it. Cover it. Drink"
