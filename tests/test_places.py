@@ -17,6 +17,7 @@ MESSAGES = Path(__file__).parents[1] / "benchmarks" / "data" / "triage_messages.
         ("What is the ambulance number in Kenya?", "KE"),
         ("police number in south africa", "ZA"),  # a name of two words
         ("I live in Gulu and my son has fever", "UG"),  # a town, not only capitals
+        ("flooding in virginia", "US"),  # a US state, not the town in South Africa
         ("Nataka ambulensi huko Mombasa", "KE"),
         ("inondation près de Beira", "MZ"),
         ("je suis à Abidjan", "CI"),
@@ -38,6 +39,8 @@ def test_a_named_place_gives_its_country(message: str, region: str) -> None:
         "write a story about a man attacked by a lion",  # Man is a town in Ivory Coast
         "Police number please",  # sentence-initial capitals are not names
         "ambulance number kampala",  # no locative word, no capital: not trusted
+        "i slept in mango grove",  # a town of India, but in lowercase only a big city counts
+        "water in van is cold",  # Van, Turkey, is capitalised when it is meant
         "in a moment",
     ],
 )
