@@ -194,14 +194,24 @@ def deploy(settings: Settings) -> None:
     serve.run_many([target], wait_for_applications_running=False)
 
 
-def app_status(settings: Settings) -> str:
-    """Serve's status of the bigEVY app: RUNNING once every deployment runs its new version
-    (DEPLOYING while a redeploy rolls replicas over, DEPLOY_FAILED if one cannot start)."""
+def app_status(settings: Settings) -> tuple[str, str]:
+    """Serve's status of the bigEVY app, and why when it failed: RUNNING once every deployment
+    runs its new version (DEPLOYING while a redeploy rolls replicas over, DEPLOY_FAILED if one
+    cannot start)."""
     from ray import serve
     from ray.serve.schema import ApplicationStatus
 
     app = serve.status().applications.get(settings.app_name)
-    return ApplicationStatus(app.status).value if app else "NOT_STARTED"
+    if app is None:
+        return "NOT_STARTED", ""
+    status = ApplicationStatus(app.status).value
+    failing = [
+        f"{name}: {deployment.message.strip().splitlines()[-1]}"
+        for name, deployment in app.deployments.items()
+        if deployment.status not in ("HEALTHY", "UPDATING", "UPSCALING", "DOWNSCALING")
+        and deployment.message.strip()
+    ]
+    return status, "; ".join(failing) or app.message
 
 
 def undeploy(settings: Settings) -> None:

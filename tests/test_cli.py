@@ -34,9 +34,10 @@ def other_ray() -> Iterator[int]:
     cluster.end_session(session, port)
 
 
-def cli(tmp_path: Path, port: int, ray_port: int) -> Cli:
+def cli(tmp_path: Path, port: int, ray_port: int, **settings: str) -> Cli:
     env = {
         **os.environ,
+        **settings,
         "BIGEVY_PORT": str(port),
         "BIGEVY_DATA_DIR": str(tmp_path / "data"),
         "BIGEVY_RAY_PORT": str(ray_port),
@@ -128,3 +129,20 @@ def test_up_joins_a_running_ray_and_down_leaves_it_running(tmp_path: Path, other
     assert cluster.head_session(other_ray) == other_session
     with pytest.raises(httpx.TransportError):  # no app is left on it, so Serve is shut down
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_up_says_why_a_deployment_failed(tmp_path: Path, other_ray: int) -> None:
+    """A model file that is not there: `up` stops at once with Serve's reason, not after its
+    whole wait with "not ready"."""
+    broken = '[{"id": "broken", "source": "/nonexistent/model.gguf"}]'
+    bigevy = cli(tmp_path, free_port(), other_ray, BIGEVY_MODELS=broken)
+    try:
+        up = bigevy("up", "--wait", "240")
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert "did not deploy (Serve: DEPLOY_FAILED)" in up.stdout
+        assert "model-broken: FileNotFoundError: model not found: /nonexistent/model.gguf" in (
+            up.stdout
+        )
+    finally:
+        down = bigevy("down")
+    assert down.returncode == 0, down.stdout + down.stderr
