@@ -10,7 +10,9 @@ taken from the knowledge base instead of the model, SMS under 20 characters (a "
 a list's marker left in ("1.", "- "), SMS with a "[n]" source mark, and answers or SMS with a
 sentence giving a phone number that none of their cited documents gives (the test
 `bigevy.grounding` applies to every answer since the tenth session, here against the cited
-documents' whole text). Run it on two commits to see what a change does; quality figures, not
+documents' whole text), and answers citing another region's document (its region neither
+global nor the country of a place the message names: the benchmark sends no region, as a node
+enrolled without one would). Run it on two commits to see what a change does; quality figures, not
 timings, so machine load does not matter.
 """
 
@@ -33,6 +35,7 @@ from local_serve import HEADERS, start_serve
 from bigevy.config import Settings
 from bigevy.grounding import drop_unsupported_numbers
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
+from bigevy.places import region_named
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_messages.jsonl"
 SOURCE_MARK = re.compile(r"\[\d{1,2}\]")
@@ -47,6 +50,7 @@ FIGURES = (
     "list marker",
     "source mark",
     "unsourced number",
+    "other region",
 )
 
 
@@ -57,9 +61,10 @@ def load_starter(http: httpx.Client) -> int:
     return len(docs)
 
 
-def faults(body: dict, sources: list[str], asked: str) -> set[str]:
-    """Which of FIGURES this answer shows."""
+def faults(body: dict, cited: list[dict], asked: str) -> set[str]:
+    """Which of FIGURES this answer shows; `cited`: its cited documents."""
     found = set()
+    sources = [doc["text"] for doc in cited]
     if not body["citations"]:
         found.add("no citation")
     if body["model"] == "knowledge-base":
@@ -73,6 +78,8 @@ def faults(body: dict, sources: list[str], asked: str) -> set[str]:
     sent = (body["answer"], body["sms"])
     if any(drop_unsupported_numbers(text, sources, asked).dropped for text in sent):
         found.add("unsourced number")
+    if any(doc["region"] not in ("global", region_named(asked)) for doc in cited):
+        found.add("other region")
     return found
 
 
@@ -87,7 +94,7 @@ def main() -> None:
     base_url = start_serve(Settings(data_dir=workdir))
     http = httpx.Client(base_url=base_url, headers=HEADERS, timeout=300)
     print(f"starter knowledge: {load_starter(http)} documents; {len(rows)} messages", flush=True)
-    texts: dict[str, str] = {}
+    documents: dict[str, dict] = {}
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     examples: dict[str, list[str]] = defaultdict(list)
     for i, row in enumerate(rows, 1):
@@ -98,10 +105,11 @@ def main() -> None:
         reply.raise_for_status()
         body = reply.json()
         for c in body["citations"]:
-            if c["document_id"] not in texts:
+            if c["document_id"] not in documents:
                 got = http.get(f"/v1/knowledge/documents/{c['document_id']}")
-                texts[c["document_id"]] = got.json()["text"]
-        found = faults(body, [texts[c["document_id"]] for c in body["citations"]], row["text"])
+                documents[c["document_id"]] = got.json()
+        cited = [documents[c["document_id"]] for c in body["citations"]]
+        found = faults(body, cited, row["text"])
         for language in (row["language"], "all"):
             counts[language]["messages"] += 1
             counts[language].update(found)
