@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -72,12 +73,22 @@ def start_local_ray(settings: Settings) -> bool:
     ]
     result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"`ray start --head` failed:\n{result.stderr[-2000:]}")
+        raise RuntimeError(f"`ray start --head` failed: {_reason(result.stderr)}")
     session = head_session(settings.ray_port)
     if session is None:
         raise RuntimeError(f"`ray start --head` left no GCS on port {settings.ray_port}")
     write_atomically(_head_record(settings), f"{session}\n".encode())
     return True
+
+
+_RAISED = re.compile(r"^[A-Za-z_.]*(Error|Exception):")
+
+
+def _reason(stderr: str) -> str:
+    """The error a failed `ray start` ends with: from its exception line on, not its traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    raised = [i for i, line in enumerate(lines) if _RAISED.match(line)]
+    return "\n".join(lines[raised[-1] :] if raised else lines[-3:])
 
 
 def _head_record(settings: Settings) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -146,3 +147,17 @@ def test_up_says_why_a_deployment_failed(tmp_path: Path, other_ray: int) -> None
     finally:
         down = bigevy("down")
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_up_says_why_ray_did_not_start(tmp_path: Path) -> None:
+    """A Ray port inside Ray's own worker port range (10002-19999) ended `up` in a traceback."""
+    in_workers_range = next(port for port in range(15000, 19999) if _free(port))
+    up = cli(tmp_path, free_port(), in_workers_range)("up")
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "Ray did not start" in up.stdout and "ValueError: Ray component" in up.stdout
+    assert "Traceback" not in up.stdout + up.stderr
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0

@@ -113,7 +113,12 @@ def up(
         first_key = _first_admin_key(settings)
     with console.status("starting Ray"):
         local = settings.ray_address is None
-        if local and not cluster.start_local_ray(settings) and not cluster.ours(settings):
+        try:
+            started = local and cluster.start_local_ray(settings)
+        except RuntimeError as exc:
+            console.print(f"[red]Ray did not start[/red]: {exc}")
+            raise typer.Exit(1) from None
+        if local and not started and not cluster.ours(settings):
             console.print(
                 f"joining the Ray already running at {cluster.local_address(settings)} "
                 "(`bigevy down` will leave it running)"
