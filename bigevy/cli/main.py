@@ -130,13 +130,13 @@ def up(
     # A redeploy rolls replicas over while the old ones still answer `/readyz`: wait for Serve
     # first (a second `up` once returned mid-rollover, and a search right after it found nothing).
     with console.status("rolling out the replicas"):
-        while (status := cluster.app_status(settings))[0] not in TERMINAL:
-            if time.monotonic() > deadline:
-                break
+        state, reason = cluster.app_status(settings)
+        while state not in TERMINAL and time.monotonic() < deadline:
             time.sleep(0.5)
+            state, reason = cluster.app_status(settings)
     base = settings.base_url
-    if status[0] != "RUNNING":
-        console.print(f"[red]bigEVY did not deploy[/red] (Serve: {status[0]}): {status[1]}")
+    if state != "RUNNING":
+        console.print(f"[red]bigEVY did not deploy[/red] (Serve: {state}): {reason}")
         raise typer.Exit(1)
     if not _wait_ready(base, deadline - time.monotonic()):
         console.print(f"[red]bigEVY is not ready[/red]; see `bigevy status` and {base}/readyz")
