@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -223,6 +224,21 @@ def app_status(settings: Settings) -> tuple[str, str]:
         and deployment.message.strip()
     ]
     return status, "; ".join(failing) or app.message
+
+
+#: Serve application states a rollout ends in.
+SETTLED = {"RUNNING", "DEPLOY_FAILED", "UNHEALTHY"}
+
+
+def wait_rolled_out(settings: Settings, timeout: float) -> tuple[str, str]:
+    """`app_status` once the app's rollout has settled (or `timeout` s passed). A redeploy
+    replaces replicas while the old ones still answer `/readyz`, so that alone is no sign."""
+    deadline = time.monotonic() + timeout
+    state, reason = app_status(settings)
+    while state not in SETTLED and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state, reason = app_status(settings)
+    return state, reason
 
 
 def undeploy(settings: Settings) -> None:

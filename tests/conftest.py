@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bigevy import cluster
 from bigevy.config import Settings
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -123,6 +124,9 @@ class ServeCluster:
         target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
         serve.run_many([target], wait_for_applications_running=False)
         if wait_ready:
+            # As `bigevy up` does: a redeploy's old replicas still answer /readyz, and a search
+            # right after one got "the knowledge base is still loading".
+            assert cluster.wait_rolled_out(settings, 120)[0] == "RUNNING"
             wait_for(lambda: is_ready(self.base_url), 120, "bigEVY /readyz")
             # A redeploy rolls the gateway over: until the new one (with this app's database)
             # answers, the old one refuses the new key.

@@ -72,10 +72,6 @@ def _base_url(url: str | None) -> str:
     return (url or _settings().base_url).rstrip("/")
 
 
-#: Serve application states a rollout ends in.
-TERMINAL = {"RUNNING", "DEPLOY_FAILED", "UNHEALTHY"}
-
-
 def _wait_ready(base_url: str, timeout: float) -> bool:
     """Show each model's state until everything is ready (or the deadline passes)."""
     deadline = time.monotonic() + timeout
@@ -127,13 +123,10 @@ def up(
     with console.status("deploying the Serve application"):
         cluster.deploy(settings)
     deadline = time.monotonic() + wait
-    # A redeploy rolls replicas over while the old ones still answer `/readyz`: wait for Serve
-    # first (a second `up` once returned mid-rollover, and a search right after it found nothing).
+    # Serve first: a second `up` once returned mid-rollover, and a search right after it found
+    # nothing.
     with console.status("rolling out the replicas"):
-        state, reason = cluster.app_status(settings)
-        while state not in TERMINAL and time.monotonic() < deadline:
-            time.sleep(0.5)
-            state, reason = cluster.app_status(settings)
+        state, reason = cluster.wait_rolled_out(settings, wait)
     base = settings.base_url
     if state != "RUNNING":
         console.print(f"[red]bigEVY did not deploy[/red] (Serve: {state}): {reason}")
