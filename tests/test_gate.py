@@ -1,4 +1,4 @@
-"""The readiness gate in front of knowledge routes: requests never wait for Serve's status.
+"""The readiness gate in front of knowledge routes: a request let in never waits for Serve's status.
 
 Serve's status is the seam to Ray here, so the view is a scripted stand-in for
 `serve.status()` (tests/test_serve_ops.py runs the gate against a real Serve app).
@@ -42,7 +42,7 @@ class ScriptedStatus:
 def test_loading_refuses_then_serves_without_waiting_for_a_slow_status() -> None:
     async def scenario() -> None:
         view = ScriptedStatus(LOADING)
-        gate = DeploymentGate(view, retry_after=7, ttl_s=0.05, healthy_ttl_s=60)
+        gate = DeploymentGate(view, retry_after=7, ttl_s=0.05, healthy_ttl_s=60, refusal_wait_s=0.1)
         with pytest.raises(Unavailable) as refused:
             await gate.require("embedder")  # the first request waits for the first answer
         assert refused.value.code == "embedder_loading" and refused.value.retry_after == 7
@@ -50,7 +50,8 @@ def test_loading_refuses_then_serves_without_waiting_for_a_slow_status() -> None
         view.state = RUNNING
         view.released.clear()  # the controller is slow from now on
         await asyncio.sleep(0.06)
-        # Stale answer, refresh started in the background: the request does not wait for it.
+        # Stale answer, refresh started: a request it refuses waits for the refresh only
+        # refusal_wait_s, then is refused rather than held by the slow controller.
         with pytest.raises(Unavailable):
             await asyncio.wait_for(gate.require("embedder"), 1)
         view.released.set()
@@ -69,6 +70,22 @@ def test_loading_refuses_then_serves_without_waiting_for_a_slow_status() -> None
         for _ in range(50):
             await gate.require("embedder")
             await asyncio.sleep(0.002)
+        assert view.calls == calls
+
+    asyncio.run(scenario())
+
+
+def test_a_retry_after_the_replica_came_up_gets_in_on_that_retry() -> None:
+    async def scenario() -> None:
+        view = ScriptedStatus(LOADING)
+        gate = DeploymentGate(view, retry_after=1, ttl_s=0.05)
+        with pytest.raises(Unavailable):
+            await gate.require("embedder")
+        view.state = RUNNING  # the replica comes up while the node waits out Retry-After
+        await asyncio.sleep(0.06)
+        await gate.require("embedder")  # the stale "loading" is checked, not served
+        calls = view.calls
+        await gate.require("embedder")  # and serving is believed without asking again
         assert view.calls == calls
 
     asyncio.run(scenario())

@@ -21,14 +21,16 @@ WHAT = {"embedder": "the embedding model", "knowledge": "the knowledge base"}
 
 
 class DeploymentGate:
-    """Serve's deployment states, read without making a request wait for them.
+    """Serve's deployment states, read without making a request that may go in wait for them.
 
     `serve.status()` is a controller round trip that costs ~40 ms of the gateway's CPU (and
     holds its GIL). A request reads the last answer; once that is older than its time to live
-    the request starts one refresh in the background (stale-while-revalidate). Only the first
-    request waits, and an idle gateway asks nothing. While a deployment cannot serve, the
-    answer lives `ttl_s` (a replica that comes up is noticed at once); once all serve it lives
-    `healthy_ttl_s`: Serve itself routes around a replica that fails later.
+    the request starts one refresh in the background (stale-while-revalidate). A request the
+    stale answer lets in does not wait for it. One it would refuse waits up to `refusal_wait_s`
+    for the fresh answer: a node retrying after Retry-After, once the replica is up, gets in on
+    that retry. An idle gateway asks nothing. While a deployment cannot serve, the answer lives
+    `ttl_s`; once all serve it lives `healthy_ttl_s`: Serve itself routes around a replica
+    that fails later.
     """
 
     def __init__(
@@ -37,11 +39,13 @@ class DeploymentGate:
         retry_after: int,
         ttl_s: float = 1.0,
         healthy_ttl_s: float = 15.0,
+        refusal_wait_s: float = 1.0,
     ) -> None:
         self.view = view
         self.retry_after = retry_after
         self.ttl_s = ttl_s
         self.healthy_ttl_s = healthy_ttl_s
+        self.refusal_wait_s = refusal_wait_s
         self._ttl = ttl_s
         self._seen: dict[str, DeploymentState] | None = None
         self._seen_at = float("-inf")
@@ -75,15 +79,31 @@ class DeploymentGate:
         return self._seen or {}
 
     async def require(self, *deployments: str) -> None:
-        states = await self._states()
+        refusal = self._refusal(await self._states(), deployments)
+        refresh = self._refresh
+        if refusal is not None and refresh is not None:
+            # The answer that refuses is stale and a fresh one is on its way: a refusal is
+            # worth the wait (~40 ms), a slow controller is not.
+            try:
+                await asyncio.wait_for(asyncio.shield(refresh), self.refusal_wait_s)
+            except TimeoutError:
+                raise refusal from None
+            refusal = self._refusal(self._seen or {}, deployments)
+        if refusal is not None:
+            raise refusal
+
+    def _refusal(
+        self, states: dict[str, DeploymentState], deployments: tuple[str, ...]
+    ) -> Unavailable | None:
         for name in deployments:
             state = states.get(name)
             if state is None or state.replicas.get("RUNNING"):
                 continue  # in-process use, or serving
             failed = state.model_state == "failed"
-            raise Unavailable(
+            return Unavailable(
                 f"{WHAT.get(name, name)} {'failed to start' if failed else 'is still loading'}"
                 f"; retry in {self.retry_after} s",
                 code=f"{name}_{'failed' if failed else 'loading'}",
                 retry_after=self.retry_after,
             )
+        return None
