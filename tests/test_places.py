@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bigevy.places import region_named
+from bigevy.places import countries_named, places_named, region_named
 
 MESSAGES = Path(__file__).parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
 
@@ -61,3 +61,23 @@ def test_the_triage_messages_name_no_place_they_do_not_mean() -> None:
         "inondations au mozambique aux infos": "MZ",
         "noticias del huracan en mexico": "MX",
     }
+
+
+def test_every_place_a_message_names_is_found_in_order() -> None:
+    assert places_named("from Nairobi to Kampala, then in kenya again") == ["KE", "UG"]
+
+
+@pytest.mark.parametrize(
+    ("text", "countries"),
+    [
+        ("Kampala, India has a hospital.", {"IN"}),  # anywhere, not only after "in"
+        ("India has 112.", {"IN"}),  # at a sentence's start too
+        ("Call 911 in the USA, 999 in the UK.", {"US", "GB"}),
+        ("Democratic Republic of the Congo", {"CD"}),  # not the Republic of the Congo too
+        ("Floods in New Jersey and New Mexico", {"US"}),  # US states, not Jersey or Mexico
+        ("Let us know; tell us in the uk", set()),  # "us", "uk": acronyms count in capitals
+        ("Malaria is common in South America and in india", set()),  # a capital is needed
+    ],
+)
+def test_the_countries_an_answer_names(text: str, countries: set[str]) -> None:
+    assert countries_named(text) == countries

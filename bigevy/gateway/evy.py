@@ -11,9 +11,10 @@ from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
 from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
-from bigevy.grounding import drop_unsupported_numbers
+from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_numbers
 from bigevy.passages import on_topic
 from bigevy.places import gazetteer, region_named
+from bigevy.sentences import join, sentences
 from bigevy.serving.profiles import system_prompt
 from bigevy.sms import cut_prose, fit_sms
 from bigevy.triage import Triage, topics_named, triage
@@ -64,6 +65,28 @@ def echoes(question: str, answer: str) -> bool:
     n = len(asked)
     quoted = any(said[i : i + n] == asked for i in range(len(said) - n + 1))
     return n >= 3 and quoted and len(said) - n <= 6
+
+
+def _kept(checked: Checked, what: str, node_id: str) -> str:
+    if checked.dropped:
+        log.warning(
+            "dropped %d sentence(s) naming %s no source gives (node %s)",
+            len(checked.dropped),
+            what,
+            node_id,
+        )
+    return checked.text
+
+
+def without_echoes(question: str, answer: str) -> str:
+    """`answer` without the sentences that only say the question back, and empty if that is
+    all it says. Seen: "quanto custa um extintor - 1." before the answer itself, and, cut to a
+    70-character UCS-2 SMS, all the SMS said. A lead-in ("The signs of malaria are:") stays."""
+    if echoes(question, answer):
+        return ""
+    split = sentences(answer)
+    kept = [s for s in split if s.text.endswith(":") or not echoes(question, s.text)]
+    return join(kept) if len(kept) < len(split) else answer
 
 
 class EvyService:
@@ -130,20 +153,18 @@ class EvyService:
         )
         assert isinstance(reply, ChatCompletion)  # not streamed
         model = reply.model
-        checked = drop_unsupported_numbers(
-            SOURCE_MARK.sub("", reply.choices[0].message.content),
-            [h.text for h in hits],
-            asked=query.message,
+        passages = [f"{h.citation.title}\n{h.text}" for h in hits]
+        answer = _kept(
+            drop_unsupported_numbers(
+                SOURCE_MARK.sub("", reply.choices[0].message.content), passages, query.message
+            ),
+            "a phone number",
+            query.node_id,
         )
-        if checked.dropped:
-            log.warning(
-                "dropped %d sentence(s) with a phone number no source gives (node %s)",
-                len(checked.dropped),
-                query.node_id,
-            )
-        answer = checked.text
-        if echoes(query.message, answer):
-            answer = ""
+        if hits:
+            checked = drop_unsupported_countries(answer, passages, query.message, regions)
+            answer = _kept(checked, "a country", query.node_id)
+        answer = without_echoes(query.message, answer)
         if not answer and hits:  # the best source itself, rather than nothing or an echo
             answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
