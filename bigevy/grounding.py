@@ -5,8 +5,8 @@ a child's fever with the starter knowledge as sources, told the user to call a U
 number found in none of them. On a basic phone a made-up number is worse than none, and answers
 also become FAQ knowledge shipped to nodes, so every sentence with a number the sources do not
 give is dropped before the answer is sent or stored. So is a sentence of a grounded answer that
-puts things in a country nobody named: asked about Kampala, with Uganda's numbers as its source,
-the same model wrote "Kampala, India".
+puts things in a country nobody named: beside a correct citation, the same model once wrote
+"Kampala, India".
 """
 
 from __future__ import annotations

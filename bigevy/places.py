@@ -12,6 +12,9 @@ lowercase must be a large one (`LOWERCASE_CITY_POPULATION`): "in mango" or "in s
 more likely words than the towns of India and South Africa. A name shared by several places
 means a country or a US state first, else the most populous city. A wrong guess can only add
 one region's knowledge to the global knowledge searched, and a region with none adds nothing.
+
+An answer is read differently (`countries_named`): any capitalised country name counts, as
+`bigevy.grounding` checks the countries it claims against those its sources name.
 """
 
 from __future__ import annotations
