@@ -384,6 +384,10 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
         time.sleep(0.5)
     (faq,) = published()
     assert faq["title"] == asked[0] and faq["text"] in sms and faq["source"] == "faq"
+    # bigEVY's own answers do not cite it: an FAQ entry is an earlier answer, not a source.
+    again = node.post("/v1/evy/query", {"node_id": node.id, "message": asked[0], "max_tokens": 40})
+    assert again.status_code == 200, again.text
+    assert not [c for c in again.json()["citations"] if c["source"] == "faq"], again.json()
 
     node.sync()
     local = node.store.faq_answer("What's the best time to plant maize?")

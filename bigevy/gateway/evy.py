@@ -12,6 +12,7 @@ from bigevy.gateway.emergency import EmergencyResponder
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_numbers
+from bigevy.knowledge.taxonomy import Category
 from bigevy.passages import on_topic
 from bigevy.places import gazetteer, region_named
 from bigevy.sentences import join, sentences
@@ -34,6 +35,9 @@ PASSAGE_CHARS = 600
 #: "[4]": how the prompt numbers its sources. Small models copy the marks into the answer,
 #: where they point at nothing the user sees (the citations are listed apart, deduplicated).
 SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
+#: What an answer may draw on: every category but `faq`, which holds earlier answers, not
+#: sources. Cited, an FAQ entry made an ungrounded answer come back as a grounded one.
+CITABLE = [category for category in Category if category != Category.faq]
 #: `model` of an answer taken from the knowledge base without a language model.
 KNOWLEDGE_BASE = "knowledge-base"
 #: The answer when nothing was found and every sentence the model wrote gave a made-up number.
@@ -116,7 +120,11 @@ class EvyService:
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
         search = SearchRequest(
-            query=query.message, top_k=query.top_k, regions=regions, languages=[query.language]
+            query=query.message,
+            top_k=query.top_k,
+            categories=CITABLE,
+            regions=regions,
+            languages=[query.language],
         )
         hits = on_topic((await self.knowledge.search(search)).hits, self.relevance_floor)
         if not hits:
