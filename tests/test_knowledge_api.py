@@ -635,6 +635,26 @@ def test_without_a_region_an_answer_uses_the_place_named_and_never_another_regio
     assert nairobi["sms"].startswith("Call 999")
 
 
+def test_a_question_for_a_services_number_gets_that_line_of_its_regions_list(
+    base_url: str,
+) -> None:
+    """The model picked the wrong line of a list: "Police: 999 or 112" for the ambulance."""
+    load_starter_pack(base_url)
+    accra = escalate(base_url, "what is the ambulance number in accra")
+    assert accra["sms"] == "Ambulance: 193." and accra["model"] == "knowledge-base"
+    assert [c["document_id"] for c in accra["citations"]] == ["emergency-numbers-gh"]
+    assert accra["emergency_numbers"] == [{"service": "ambulance", "number": "193"}]
+    assert accra["triage"]["emergency"] is False
+    french = escalate(base_url, "numéro de la police et des pompiers au Ghana", language="fr")
+    assert french["sms"] == "Police: 191. Fire: 192."
+    # A node's own region, when the message names no place; the global number without either.
+    assert escalate(base_url, "namba ya polisi", region="KE")["sms"] == "Police: 999 or 112."
+    assert escalate(base_url, "what is the police number")["sms"] == "Emergency: 112."
+    # Asking whether to call is not asking for a number: that is the model's to answer.
+    advice = escalate(base_url, "should I call an ambulance for a mild fever", max_tokens=40)
+    assert advice["emergency_numbers"] == []
+
+
 def test_changing_the_embedding_model_reembeds_everything_in_the_background(
     base_url: str, serve_cluster: ServeCluster, settings: Settings
 ) -> None:

@@ -198,6 +198,10 @@ class EvyAnswer(BaseModel):
     model: str = Field(description="The model that wrote `answer`, or `knowledge-base`.")
     triage: TriageOut
     emergency_numbers: list[EmergencyNumber] = Field(
-        default=[], description="For an emergency: the numbers found for the node's region."
+        default=[],
+        description=(
+            "For an emergency, or a question asking for a service's number: the numbers the "
+            "knowledge base lists for the region."
+        ),
     )
     timings: dict[str, float] = Field(description="Milliseconds: retrieval, generation, total.")

@@ -1,5 +1,6 @@
 """The answer to an emergency: the local numbers and the safety steps, straight from the
-knowledge base, without waiting for the language model.
+knowledge base, without waiting for the language model. A question that asks for a service's
+number ("what's the ambulance number in accra") gets that service's line the same way.
 
 An emergency must not queue behind ordinary questions for the model, and a small model
 paraphrasing first aid can invent a dose or a number (seen with SmolLM2-135M). So the reply is
@@ -10,6 +11,7 @@ then the first steps of the best-matching safety document, cut to fit the SMS.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from bigevy.api.knowledge import Citation, EmergencyNumber, SearchHit, SearchRequest
@@ -30,6 +32,26 @@ _LISTING = re.compile(
     r"(\d{2,6}(?:\s*(?:or|/|,)\s*\d{2,6})*)",
     re.IGNORECASE,
 )
+#: A service's name in the languages triage reads (accents folded), as numbers are listed.
+SERVICE_WORDS: dict[str, tuple[str, ...]] = {
+    "police": ("police", "policia", "polisi", "gendarmerie"),
+    "ambulance": ("ambulance", "ambulancia", "ambulensi"),
+    "fire": ("fire", "pompiers", "bomberos", "bombeiros", "zimamoto", "zima moto"),
+    "red cross": ("red cross", "croix rouge", "cruz roja", "cruz vermelha", "msalaba mwekundu"),
+    "emergency": (
+        "emergency",
+        "emergencies",
+        "urgence",
+        "urgences",
+        "urgencia",
+        "urgencias",
+        "emergencia",
+        "emergencias",
+        "dharura",
+    ),
+}
+#: Asking for a number, not to call one: "should I call an ambulance?" wants advice.
+_ASKS_FOR_A_NUMBER = re.compile(r"\b(numbers?|numeros?|nambari|namba|hotline|helpline)\b")
 SAFETY = [Category.emergency, Category.healthcare, Category.weather_safety]
 NUMBERS_QUERY = "emergency phone numbers police ambulance fire"
 
@@ -45,6 +67,27 @@ def listed_numbers(text: str) -> list[EmergencyNumber]:
     return found
 
 
+def services_asked(message: str) -> tuple[str, ...] | None:
+    """The services whose number `message` asks for, or None if it asks for no service's
+    number. () for the emergency numbers in general: every one listed."""
+    folded = unicodedata.normalize("NFKD", message.lower()).encode("ascii", "ignore").decode()
+    text = " " + " ".join(re.findall(r"[a-z]+", folded)) + " "
+    if not _ASKS_FOR_A_NUMBER.search(text):
+        return None
+    named = [s for s, words in SERVICE_WORDS.items() if any(f" {w} " in text for w in words)]
+    if not named:
+        return None
+    return tuple(s for s in named if s != "emergency")
+
+
+def numbers_line(numbers: list[EmergencyNumber]) -> str:
+    """ "Police: 191. Ambulance: 193." — each service's numbers, in the order listed."""
+    by_service: dict[str, list[str]] = {}
+    for n in numbers:
+        by_service.setdefault(n.service, []).append(n.number)
+    return " ".join(f"{s.title()}: {' or '.join(ns)}." for s, ns in by_service.items())
+
+
 @dataclass
 class EmergencyReply:
     numbers: list[EmergencyNumber]
@@ -58,9 +101,10 @@ class EmergencyResponder:
         self.knowledge = knowledge
 
     async def numbers(
-        self, kind: EmergencyKind, region: str | None
+        self, services: tuple[str, ...], region: str | None
     ) -> tuple[list[EmergencyNumber], list[Citation]]:
-        """The region's numbers for this kind of emergency; the global ones if it has none."""
+        """The region's numbers for these services (all listed if it lists none of them, or
+        for no services); the global ones if the region has none."""
         for regions in ([region] if region else [], ["global"]):
             if not regions:
                 continue
@@ -72,7 +116,7 @@ class EmergencyResponder:
             for hit in found.hits:
                 listed = listed_numbers(hit.text)
                 if listed:
-                    wanted = [n for n in listed if n.service in SERVICES[kind]] or listed
+                    wanted = [n for n in listed if n.service in services] or listed
                     return wanted, [hit.citation]
         return [], []
 
@@ -82,7 +126,7 @@ class EmergencyResponder:
         """`found` is the message's triage: its kind picks the numbers, its topic (English)
         leads the search for the steps, so a message in any language finds them."""
         assert found.kind is not None, "only emergencies are answered here"
-        numbers, citations = await self.numbers(found.kind, region)
+        numbers, citations = await self.numbers(SERVICES[found.kind], region)
         safety = await self.knowledge.search(
             SearchRequest(
                 query=f"{found.topic}. {message}" if found.topic else message,

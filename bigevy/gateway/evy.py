@@ -6,9 +6,16 @@ import logging
 import re
 import time
 
-from bigevy.api.knowledge import EvyAnswer, EvyQuery, SearchRequest, TriageOut
+from bigevy.api.knowledge import (
+    Citation,
+    EmergencyNumber,
+    EvyAnswer,
+    EvyQuery,
+    SearchRequest,
+    TriageOut,
+)
 from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
-from bigevy.gateway.emergency import EmergencyResponder
+from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_asked
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_numbers
@@ -116,6 +123,12 @@ class EvyService:
             )
             # The numbers to call are the asker's: a place named only stands in for no region.
             return await self._emergency(query, found, query.region or named, started)
+        services = services_asked(query.message)
+        if services is not None:
+            # Asked where, the place named comes first: "police number in accra" from anywhere.
+            answer = await self._numbers(query, services, named or query.region, started)
+            if answer is not None:
+                return answer
         # Knowledge of the node's region, of a place the message names, and of everywhere.
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
@@ -199,21 +212,48 @@ class EvyService:
             },
         )
 
+    async def _numbers(
+        self, query: EvyQuery, services: tuple[str, ...], region: str | None, started: float
+    ) -> EvyAnswer | None:
+        """A service's number, as its region's knowledge lists it: the model picked the wrong
+        line of a list ("Police: 999 or 112" for the ambulance)."""
+        numbers, citations = await self.emergencies.numbers(services, region)
+        if not numbers:
+            return None
+        line = numbers_line(numbers)
+        return _extract(query, line, line, citations, numbers, TriageOut(emergency=False), started)
+
     async def _emergency(
         self, query: EvyQuery, found: Triage, region: str | None, started: float
     ) -> EvyAnswer:
         """Answered from the knowledge base at once: never queued behind the model."""
         reply = await self.emergencies.reply(query.message, found, region, query.language)
-        sms = fit_sms(reply.sms_text, query.max_sms_segments)
-        done = round((time.perf_counter() - started) * 1000, 1)
-        return EvyAnswer(
-            answer=reply.answer,
-            sms=sms.text,
-            sms_segments=sms.segments,
-            sms_encoding=sms.encoding,
-            citations=reply.citations,
-            model=KNOWLEDGE_BASE,
-            triage=TriageOut(emergency=True, kind=found.kind),
-            emergency_numbers=reply.numbers,
-            timings={"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done},
+        triaged = TriageOut(emergency=True, kind=found.kind)
+        return _extract(
+            query, reply.answer, reply.sms_text, reply.citations, reply.numbers, triaged, started
         )
+
+
+def _extract(
+    query: EvyQuery,
+    answer: str,
+    sms_text: str,
+    citations: list[Citation],
+    numbers: list[EmergencyNumber],
+    triaged: TriageOut,
+    started: float,
+) -> EvyAnswer:
+    """An answer taken from the knowledge base, without the model."""
+    sms = fit_sms(sms_text, query.max_sms_segments)
+    done = round((time.perf_counter() - started) * 1000, 1)
+    return EvyAnswer(
+        answer=answer,
+        sms=sms.text,
+        sms_segments=sms.segments,
+        sms_encoding=sms.encoding,
+        citations=citations,
+        model=KNOWLEDGE_BASE,
+        triage=triaged,
+        emergency_numbers=numbers,
+        timings={"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done},
+    )
