@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bigevy.gateway.emergency import services_asked
 from bigevy.triage import Triage, topics_named, triage
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
@@ -131,3 +132,21 @@ def test_labelled_test_split_precision_and_recall() -> None:
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     assert precision >= 0.9, f"precision {precision:.3f}"
     assert recall >= 0.9, f"recall {recall:.3f}"
+
+
+@pytest.mark.parametrize(
+    ("message", "services"),
+    [
+        ("whats the number for ambulance service in kampala", ("ambulance",)),
+        ("numéro de la police et des pompiers", ("police", "fire")),
+        ("nambari ya zima moto", ("fire",)),
+        ("what are the emergency phone numbers", ()),  # every number listed
+        ("should I call an ambulance for a fever", None),  # advice, not a number
+        ("history of the fire brigade", None),
+        ("phone number of the poison control hotline", None),  # no service listed by name
+    ],
+)
+def test_the_services_whose_number_a_question_asks_for(
+    message: str, services: tuple[str, ...] | None
+) -> None:
+    assert services_asked(message) == services
