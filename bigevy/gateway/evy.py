@@ -190,27 +190,18 @@ class EvyService:
             answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
             answer = NO_VERIFIED_ANSWER
-        sms = fit_sms(answer, query.max_sms_segments)
         done = time.perf_counter()
         citations, seen = [], set()
         for hit in hits:
             if hit.citation.document_id not in seen:
                 seen.add(hit.citation.document_id)
                 citations.append(hit.citation)
-        return EvyAnswer(
-            answer=answer,
-            sms=sms.text,
-            sms_segments=sms.segments,
-            sms_encoding=sms.encoding,
-            citations=citations,
-            model=model,
-            triage=TriageOut(emergency=False),
-            timings={
-                "retrieval_ms": round((retrieved - started) * 1000, 1),
-                "generation_ms": round((done - retrieved) * 1000, 1),
-                "total_ms": round((done - started) * 1000, 1),
-            },
-        )
+        timings = {
+            "retrieval_ms": round((retrieved - started) * 1000, 1),
+            "generation_ms": round((done - retrieved) * 1000, 1),
+            "total_ms": round((done - started) * 1000, 1),
+        }
+        return _reply(query, answer, citations, timings, model=model)
 
     async def _numbers(
         self, query: EvyQuery, services: tuple[str, ...], region: str | None, started: float
@@ -221,39 +212,51 @@ class EvyService:
         if not numbers:
             return None
         line = numbers_line(numbers)
-        return _extract(query, line, line, citations, numbers, TriageOut(emergency=False), started)
+        return _reply(query, line, citations, _extracted(started), numbers=numbers)
 
     async def _emergency(
         self, query: EvyQuery, found: Triage, region: str | None, started: float
     ) -> EvyAnswer:
         """Answered from the knowledge base at once: never queued behind the model."""
         reply = await self.emergencies.reply(query.message, found, region, query.language)
-        triaged = TriageOut(emergency=True, kind=found.kind)
-        return _extract(
-            query, reply.answer, reply.sms_text, reply.citations, reply.numbers, triaged, started
+        return _reply(
+            query,
+            reply.answer,
+            reply.citations,
+            _extracted(started),
+            sms_text=reply.sms_text,
+            triaged=TriageOut(emergency=True, kind=found.kind),
+            numbers=reply.numbers,
         )
 
 
-def _extract(
+def _reply(
     query: EvyQuery,
     answer: str,
-    sms_text: str,
     citations: list[Citation],
-    numbers: list[EmergencyNumber],
-    triaged: TriageOut,
-    started: float,
+    timings: dict[str, float],
+    *,
+    sms_text: str | None = None,
+    model: str = KNOWLEDGE_BASE,
+    triaged: TriageOut | None = None,
+    numbers: list[EmergencyNumber] | None = None,
 ) -> EvyAnswer:
-    """An answer taken from the knowledge base, without the model."""
-    sms = fit_sms(sms_text, query.max_sms_segments)
-    done = round((time.perf_counter() - started) * 1000, 1)
+    """`answer` with its SMS (cut from `sms_text` if given) in the segments asked for."""
+    sms = fit_sms(sms_text or answer, query.max_sms_segments)
     return EvyAnswer(
         answer=answer,
         sms=sms.text,
         sms_segments=sms.segments,
         sms_encoding=sms.encoding,
         citations=citations,
-        model=KNOWLEDGE_BASE,
-        triage=triaged,
-        emergency_numbers=numbers,
-        timings={"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done},
+        model=model,
+        triage=triaged or TriageOut(emergency=False),
+        emergency_numbers=numbers or [],
+        timings=timings,
     )
+
+
+def _extracted(started: float) -> dict[str, float]:
+    """Timings of an answer taken from the knowledge base: no generation."""
+    done = round((time.perf_counter() - started) * 1000, 1)
+    return {"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done}
