@@ -81,7 +81,7 @@ def services_asked(message: str) -> tuple[str, ...] | None:
 
 
 def numbers_line(numbers: list[EmergencyNumber]) -> str:
-    """ "Police: 191. Ambulance: 193." — each service's numbers, in the order listed."""
+    """Each service's numbers, in the order listed: `Police: 191. Ambulance: 193.`"""
     by_service: dict[str, list[str]] = {}
     for n in numbers:
         by_service.setdefault(n.service, []).append(n.number)
