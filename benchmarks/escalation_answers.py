@@ -13,7 +13,8 @@ sentence giving a phone number that none of their cited documents gives (the tes
 documents' whole text), answers citing another region's document (its region neither
 global nor the country of a place the message names: the benchmark sends no region, as a node
 enrolled without one would), and answers with citations and a sentence naming a country that
-neither the message nor the cited documents (nor their regions) name. Run it on two commits to
+neither the message nor the cited documents (nor their regions) name, and answers that are a
+bare yes or no (`bigevy.gateway.evy.verdict_only`). Run it on two commits to
 see what a change does; quality figures, not timings, so machine load does not matter.
 """
 
@@ -34,6 +35,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
+from bigevy.gateway.evy import verdict_only
 from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 from bigevy.places import region_named
@@ -55,6 +57,7 @@ FIGURES = (
     "unsourced number",
     "other region",
     "unsourced country",
+    "yes/no only",
 )
 
 
@@ -89,6 +92,8 @@ def faults(body: dict, cited: list[dict], asked: str) -> set[str]:
         drop_unsupported_countries(text, sources, asked, regions).dropped for text in sent
     ):
         found.add("unsourced country")
+    if verdict_only(asked, body["answer"]) or verdict_only(asked, body["sms"]):
+        found.add("yes/no only")
     return found
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, without_echoes
+from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, verdict_only, without_echoes
 from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers, phone_numbers
 from bigevy.sms import fit_sms
 
@@ -110,6 +110,23 @@ def test_an_answer_that_only_repeats_the_question_is_an_echo() -> None:
     swahili = "Mtoto wangu anaharisha, nifanye nini?"
     assert echoes(swahili, f'The answer to the question is: "{swahili}"')
     assert not echoes(swahili, f'You asked "{swahili}": give ORS after every loose stool.')
+
+
+def test_a_bare_yes_or_no_is_not_an_answer() -> None:
+    """Seen from SmolLM2-135M: "No, you cannot." after a house fire, and "No, the answer is
+    no." with sources saying yes. Nothing to act on or check, so the best source (or "no
+    verified answer") is sent instead."""
+    fire = "our house burned down last year can i get help rebuilding"
+    assert verdict_only(fire, "No, you cannot.")
+    assert verdict_only("Is obesity linked to diabetes?", "The answer to this question is: No.")
+    assert verdict_only("Est-ce que je peux boire l'eau?", "Non.")
+    assert verdict_only("Naweza kunywa maji ya mto?", "Hapana.")
+    # A verdict with a reason, a number or a fact is an answer.
+    assert not verdict_only(fire, "Yes: ask the district office for the rebuilding grant.")
+    assert not verdict_only("Is it safe to drink?", "No. Boil it for one minute first.")
+    assert not verdict_only("Can I call for help?", "Yes, 112.")
+    # No verdict at all is for the other checks.
+    assert not verdict_only(fire, "") and not verdict_only(fire, "Call the district office.")
 
 
 def test_the_question_said_back_before_the_answer_is_taken_out() -> None:

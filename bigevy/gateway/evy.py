@@ -78,6 +78,32 @@ def echoes(question: str, answer: str) -> bool:
     return n >= 3 and quoted and len(said) - n <= 6
 
 
+#: Yes and no in the languages nodes escalate in (en, es, fr, pt, sw).
+VERDICTS = frozenset(
+    {"yes", "no", "si", "sí", "oui", "non", "sim", "não", "nao", "ndiyo", "ndio", "hapana"}
+)
+#: Words that frame a verdict without adding to it ("The answer to this question is: No.").
+VERDICT_FRAME = frozenset(
+    {"answer", "question", "this", "that", "cannot", "respuesta", "pregunta", "réponse"}
+    | {"resposta", "pergunta", "jibu", "swali"}
+)
+
+
+def verdict_only(question: str, answer: str) -> bool:
+    """Whether `answer` is a bare yes or no: nothing a user can act on or check, and from a
+    small model a coin toss (SmolLM2-135M, asked "can i get help rebuilding" after a fire: "No,
+    you cannot."; with sources saying the opposite: "No, the answer is no.")."""
+    asked = set(_WORD.findall(question.lower()))
+    said = _WORD.findall(answer.lower())
+    return any(word in VERDICTS for word in said) and all(
+        word in VERDICTS
+        or word in VERDICT_FRAME
+        or word in asked
+        or (len(word) < 4 and not any(c.isdigit() for c in word))
+        for word in said
+    )
+
+
 def _kept(checked: Checked, what: str, node_id: str) -> str:
     if checked.dropped:
         log.warning(
@@ -186,6 +212,8 @@ class EvyService:
             checked = drop_unsupported_countries(answer, passages, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
         answer = without_echoes(query.message, answer)
+        if verdict_only(query.message, answer):
+            answer = ""
         if not answer and hits:  # the best source itself, rather than nothing or an echo
             answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
