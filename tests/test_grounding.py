@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, verdict_only, without_echoes
+from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, verdict_only, without_hollow
 from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers, phone_numbers
 from bigevy.sms import fit_sms
 
@@ -129,13 +129,31 @@ def test_a_bare_yes_or_no_is_not_an_answer() -> None:
     assert not verdict_only(fire, "") and not verdict_only(fire, "Call the district office.")
 
 
+def test_a_bare_yes_or_no_opening_an_answer_is_taken_out() -> None:
+    """Seen on the SciFact corpus: the answer opened "No, the answer is no." and its SMS, cut
+    at the first sentence, was just that."""
+    asked = "Is obesity linked to a higher risk of type 2 diabetes?"
+    rest = (
+        'The statement "The connection between obesity and type 2 diabetes mellitus (T2D) with '
+        'cancer risk appears to be a positive association" does not support the claim.'
+    )
+    said = f"No, the answer is no. {rest}"
+    assert fit_sms(said).text == "No, the answer is no."  # what the phone showed
+    assert without_hollow(asked, said) == rest
+    assert without_hollow(asked, "No, the answer is no.") == ""  # nothing else: no answer
+    # The reason is what an SMS needs; a verdict in the same sentence as its reason stays.
+    boil = "Should I boil river water?"
+    assert without_hollow(boil, "Yes. Boil it for one minute.") == "Boil it for one minute."
+    assert without_hollow(boil, "Yes, for one minute.") == "Yes, for one minute."
+
+
 def test_the_question_said_back_before_the_answer_is_taken_out() -> None:
     asked = "quanto custa um extintor"
     said = "quanto custa um extintor - 1. O preço varia entre 50 e 100 reais."
-    assert without_echoes(asked, said) == "O preço varia entre 50 e 100 reais."
+    assert without_hollow(asked, said) == "O preço varia entre 50 e 100 reais."
     # In a UCS-2 SMS of 70 characters that echo was all the user got.
-    assert fit_sms(without_echoes(asked, said)).text == "O preço varia entre 50 e 100 reais."
-    assert without_echoes(asked, "Quanto custa um extintor?") == ""  # nothing else: no answer
+    assert fit_sms(without_hollow(asked, said)).text == "O preço varia entre 50 e 100 reais."
+    assert without_hollow(asked, "Quanto custa um extintor?") == ""  # nothing else: no answer
     # A lead-in in the question's words introduces the answer, and stays with it.
     listed = "The signs of malaria are:\n- Fever\n- Chills and headache"
-    assert without_echoes("what are the signs of malaria", listed) == listed
+    assert without_hollow("what are the signs of malaria", listed) == listed

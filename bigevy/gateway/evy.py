@@ -115,14 +115,21 @@ def _kept(checked: Checked, what: str, node_id: str) -> str:
     return checked.text
 
 
-def without_echoes(question: str, answer: str) -> str:
-    """`answer` without the sentences that only say the question back, and empty if that is
-    all it says. Seen: "quanto custa um extintor - 1." before the answer itself, and, cut to a
-    70-character UCS-2 SMS, all the SMS said. A lead-in ("The signs of malaria are:") stays."""
-    if echoes(question, answer):
+def hollow(question: str, text: str) -> bool:
+    """Whether `text` says nothing the asker can use: the question said back, or a bare yes
+    or no."""
+    return echoes(question, text) or verdict_only(question, text)
+
+
+def without_hollow(question: str, answer: str) -> str:
+    """`answer` without the sentences that say nothing (`hollow`), and empty if that is all it
+    says. Seen: "quanto custa um extintor - 1." before the answer itself and, cut to a
+    70-character UCS-2 SMS, all the SMS said; "No, the answer is no." opening an answer, and
+    so the whole SMS. A lead-in ("The signs of malaria are:") stays."""
+    if hollow(question, answer):
         return ""
     split = sentences(answer)
-    kept = [s for s in split if s.text.endswith(":") or not echoes(question, s.text)]
+    kept = [s for s in split if s.text.endswith(":") or not hollow(question, s.text)]
     return join(kept) if len(kept) < len(split) else answer
 
 
@@ -211,9 +218,7 @@ class EvyService:
         if hits:
             checked = drop_unsupported_countries(answer, passages, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
-        answer = without_echoes(query.message, answer)
-        if verdict_only(query.message, answer):
-            answer = ""
+        answer = without_hollow(query.message, answer)
         if not answer and hits:  # the best source itself, rather than nothing or an echo
             answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
