@@ -219,7 +219,7 @@ class EvyService:
             checked = drop_unsupported_countries(answer, passages, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
         answer = without_hollow(query.message, answer)
-        if not answer and hits:  # the best source itself, rather than nothing or an echo
+        if not answer and hits:  # the best source itself, rather than nothing or a hollow answer
             answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
         elif not answer:
             answer = NO_VERIFIED_ANSWER
