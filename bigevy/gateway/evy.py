@@ -104,17 +104,6 @@ def verdict_only(question: str, answer: str) -> bool:
     )
 
 
-def _kept(checked: Checked, what: str, node_id: str) -> str:
-    if checked.dropped:
-        log.warning(
-            "dropped %d sentence(s) naming %s no source gives (node %s)",
-            len(checked.dropped),
-            what,
-            node_id,
-        )
-    return checked.text
-
-
 def hollow(question: str, text: str) -> bool:
     """Whether `text` says nothing the asker can use: the question said back, or a bare yes
     or no."""
@@ -131,6 +120,17 @@ def without_hollow(question: str, answer: str) -> str:
     split = sentences(answer)
     kept = [s for s in split if s.text.endswith(":") or not hollow(question, s.text)]
     return join(kept) if len(kept) < len(split) else answer
+
+
+def _kept(checked: Checked, what: str, node_id: str) -> str:
+    if checked.dropped:
+        log.warning(
+            "dropped %d sentence(s) naming %s no source gives (node %s)",
+            len(checked.dropped),
+            what,
+            node_id,
+        )
+    return checked.text
 
 
 class EvyService:
