@@ -359,6 +359,10 @@ def test_unchanged_items_are_not_delivered_again_and_changed_ones_once(server: R
 
 # -- failures, backoff and recovery --------------------------------------------------------------
 
+#: The fetch timeout of the garbage sources. A reply from this host's own replay server took
+#: over 0.1 s once on a busy 2-core machine and read as a timeout; the slow reply in GARBAGE
+#: waits well past this one.
+FETCH_TIMEOUT_S = 2.0
 GARBAGE = [
     pytest.param("cap", "<alert><unclosed>", 200, 0.0, "invalid XML", id="cap-invalid-xml"),
     pytest.param(
@@ -379,7 +383,14 @@ GARBAGE = [
         id="cap-wrong-shape",
     ),
     pytest.param("cap", "Internal Server Error", 500, 0.0, "HTTP 500 from", id="cap-http-500"),
-    pytest.param("cap", "{}", 200, 0.5, "timed out after 0.1s", id="cap-timeout"),
+    pytest.param(
+        "cap",
+        "{}",
+        200,
+        3 * FETCH_TIMEOUT_S,
+        f"timed out after {FETCH_TIMEOUT_S:g}s",
+        id="cap-timeout",
+    ),
     pytest.param(
         "cap", (DATA / "cap_xxe.xml").read_text(), 200, 0.0, "DOCTYPE", id="cap-xxe-refused"
     ),
@@ -411,9 +422,9 @@ def test_garbage_marks_the_source_unhealthy_and_delivers_nothing(
     good, content_type = GOOD[kind]
     url = server.file("/feed", good, content_type)
     spec = {
-        "cap": nws_spec(url, timeout_s=0.1),
-        "json": events_spec(url, timeout_s=0.1, mirror=True),
-        "rss": SourceSpec(name="news", kind="rss", url=url, timeout_s=0.1, mirror=True),
+        "cap": nws_spec(url, timeout_s=FETCH_TIMEOUT_S),
+        "json": events_spec(url, timeout_s=FETCH_TIMEOUT_S, mirror=True),
+        "rss": SourceSpec(name="news", kind="rss", url=url, timeout_s=FETCH_TIMEOUT_S, mirror=True),
     }[kind]
 
     async def body(runner: ConnectorRunner, sink: RecordingSink) -> None:
