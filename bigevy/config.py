@@ -374,6 +374,8 @@ class Settings(BaseSettings):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate model ids: {dupes}")
+        if self.embedder.id in ids:  # /v1/models lists both in one id space
+            raise ValueError(f"the embedder's id {self.embedder.id!r} is also a chat model's")
         if self.default_model is None:
             self.default_model = ids[0]
         elif self.default_model not in ids:

@@ -7,6 +7,7 @@ nothing can be fetched from a model hub at run time; every node that installs bi
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 
@@ -23,3 +24,13 @@ def resolve_source(source: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     return path
+
+
+def max_seq_length(source: str) -> int | None:
+    """Tokens a sentence-transformers model reads per input (its own config), if it says."""
+    try:
+        config = resolve_source(source) / "sentence_bert_config.json"
+        value = json.loads(config.read_text())["max_seq_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None

@@ -74,6 +74,7 @@ def test_env_overrides_yaml_overrides_defaults(
         ({"prot": 1}, "prot"),
         ({"models": [{"id": "a", "source": "x"}, {"id": "a", "source": "y"}]}, "duplicate"),
         ({"models": [{"id": "a", "source": "x", "engine": "tensorrt"}]}, "engine"),
+        ({"models": [{"id": "all-minilm-l6-v2", "source": "x"}]}, "also a chat model's"),
         ({"models": [{"id": "a b", "source": "x"}]}, "id"),
         ({"models": [{"id": "a", "source": "x", "sampling": {"max_tokens": 4096}}]}, "max_tokens"),
     ],

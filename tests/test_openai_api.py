@@ -77,9 +77,14 @@ def test_completions_plain_and_streamed(client: openai.OpenAI) -> None:
 
 
 def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
-    assert DEFAULT_MODEL in [m.id for m in client.models.list().data]
+    listed = {m.id: m for m in client.models.list().data}
+    assert listed[DEFAULT_MODEL].kind == "chat"
     model = client.models.retrieve(DEFAULT_MODEL)
     assert model.id == DEFAULT_MODEL and model.context_length == 2048
+    # The embedding model is listed too, so a client can discover the id /v1/embeddings takes.
+    (embedder,) = [m for m in listed.values() if m.kind == "embedding"]
+    assert client.models.retrieve(embedder.id).context_length == 256  # all-MiniLM-L6-v2's
+    assert len(client.embeddings.create(model=embedder.id, input="hi").data) == 1
     with pytest.raises(openai.NotFoundError) as err:
         client.models.retrieve("no-such-model")
     assert err.value.code == "model_not_found"

@@ -154,7 +154,13 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "bigevy"
-    context_length: int
+    #: What the model is for: `chat` models answer /v1/chat/completions and /v1/completions,
+    #: `embedding` models /v1/embeddings (OpenAI's card has no such field; clients need it to
+    #: pick the id each route takes).
+    kind: Literal["chat", "embedding"] = "chat"
+    #: Tokens the model reads: prompt plus output for chat, one input for embeddings (longer
+    #: inputs are truncated). None where the model's files do not say.
+    context_length: int | None
     engine: str
     description: str = ""
 

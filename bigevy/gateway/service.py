@@ -7,6 +7,7 @@ It talks to models through `ModelClient`s: a Serve deployment handle in producti
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -34,6 +35,7 @@ from bigevy.api.openai import (
 )
 from bigevy.config import MAX_OUTPUT_TOKENS, ModelSpec, Settings
 from bigevy.errors import InvalidRequest, ModelNotFound
+from bigevy.model_files import max_seq_length
 from bigevy.serving.engine import GenerationEvent, GenerationRequest
 from bigevy.serving.profiles import apply_profile
 
@@ -269,10 +271,25 @@ class OpenAIService:
             description=spec.description,
         )
 
+    @functools.cached_property
+    def _embedder_card(self) -> ModelCard:
+        spec = self.settings.embedder
+        return ModelCard(
+            id=spec.id,
+            created=self.started,
+            kind="embedding",
+            context_length=max_seq_length(spec.source),
+            engine="sentence_transformers",
+            description="Embeds texts for /v1/embeddings and the knowledge base's search.",
+        )
+
     def list_models(self) -> ModelList:
-        return ModelList(data=[self._card(m) for m in self.settings.models])
+        """Every model served: the chat models, then the embedding model (as vLLM lists all)."""
+        return ModelList(data=[*map(self._card, self.settings.models), self._embedder_card])
 
     def get_model(self, model_id: str) -> ModelCard:
+        if model_id == self.settings.embedder.id:
+            return self._embedder_card
         spec, _ = self.resolve(model_id)
         return self._card(spec)
 
