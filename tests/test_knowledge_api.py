@@ -101,6 +101,23 @@ def test_add_search_resend_update_delete(base_url: str) -> None:
     assert API.delete(f"{base_url}/v1/knowledge/documents/boil-water").status_code == 404
 
 
+def test_a_put_may_repeat_the_paths_id_but_not_name_another(base_url: str) -> None:
+    url = f"{base_url}/v1/knowledge/documents/put-with-id"
+    first = API.put(url, json=doc("put-with-id", "Wash hands with soap for twenty seconds."))
+    assert first.status_code == 200 and first.json()["status"] == "added", first.text
+    # What a client read back, id and all, can be sent again as it is.
+    read = {k: v for k, v in API.get(url).json().items() if k in doc("x", "t")}
+    read["text"] = "Wash hands with soap and clean water for twenty seconds."
+    again = API.put(url, json=read)
+    assert again.status_code == 200 and again.json()["status"] == "updated", again.text
+    other = API.put(url, json={**read, "id": "another-doc", "text": "Overwritten."})
+    assert other.status_code == 422 and other.json()["error"]["param"] == "id"
+    assert "'another-doc'" in other.json()["error"]["message"]
+    assert "'put-with-id'" in other.json()["error"]["message"]
+    assert API.get(url).json()["text"] == read["text"]
+    assert API.get(f"{base_url}/v1/knowledge/documents/another-doc").status_code == 404
+
+
 def test_list_filters_and_pages(base_url: str) -> None:
     for i, category in enumerate(["weather_safety", "weather_safety", "healthcare"]):
         reply = API.post(

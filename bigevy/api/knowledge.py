@@ -38,6 +38,13 @@ class DocumentCreate(DocumentBody):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$")
 
 
+class DocumentReplace(DocumentBody):
+    """A PUT's body: the id is the path's, so one in the body may only repeat it (a client that
+    sends back the document it read, id included, is not refused)."""
+
+    id: str | None = Field(None, description="Optional; must equal the id in the path.")
+
+
 class DocumentOut(DocumentCreate):
     model_config = ConfigDict(extra="ignore")
 

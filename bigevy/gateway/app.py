@@ -20,10 +20,10 @@ from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
 from bigevy.api.knowledge import (
     BatchResult,
     DocumentBatch,
-    DocumentBody,
     DocumentCreate,
     DocumentOut,
     DocumentPage,
+    DocumentReplace,
     EvyAnswer,
     EvyQuery,
     KnowledgeStatus,
@@ -327,7 +327,7 @@ def create_app(
         tags=["knowledge"],
         dependencies=[allow(OPERATORS), writing],
     )
-    async def put_document(document_id: str, body: DocumentBody) -> WriteOut:
+    async def put_document(document_id: str, body: DocumentReplace) -> WriteOut:
         """Create or replace a document; the same content again changes nothing."""
         return await guarded(knowledge.put(document_id, body))
 

@@ -16,7 +16,7 @@ from bigevy.api.contributions import (
     ContributionsQueued,
     Review,
 )
-from bigevy.api.knowledge import DocumentBody
+from bigevy.api.knowledge import DocumentReplace
 from bigevy.api.openai import error_responses
 from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.roles import NODES, OPERATORS, STATUS_READERS
@@ -84,7 +84,7 @@ def add_contribution_routes(router: APIRouter, queue: ContributionQueue, knowled
         item, region = await asyncio.to_thread(queue.begin_accept, contribution_id)
         document_id = f"contributed/{item.node_id}/{item.id}"
         language = item.metadata.get("language")
-        body = DocumentBody(
+        body = DocumentReplace(
             title=item.title,
             text=item.text,
             category=item.category,

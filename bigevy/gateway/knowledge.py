@@ -10,9 +10,10 @@ from bigevy.api.knowledge import (
     BatchResult,
     Citation,
     DocumentBatch,
-    DocumentBody,
+    DocumentCreate,
     DocumentOut,
     DocumentPage,
+    DocumentReplace,
     KnowledgeStatus,
     MaintenanceResult,
     SearchHit,
@@ -20,7 +21,7 @@ from bigevy.api.knowledge import (
     SearchResponse,
     WriteOut,
 )
-from bigevy.errors import BigEvyError
+from bigevy.errors import BigEvyError, ValidationFailed
 from bigevy.knowledge.records import DocumentIn, Hit, SearchFilters, WriteResult
 
 
@@ -62,7 +63,13 @@ class KnowledgeGateway:
             self._revision = (value, time.monotonic())
         return value
 
-    async def put(self, document_id: str, body: DocumentBody) -> WriteOut:
+    async def put(self, document_id: str, body: DocumentCreate | DocumentReplace) -> WriteOut:
+        if body.id is not None and body.id != document_id:
+            raise ValidationFailed(
+                f"id: the body's id {body.id!r} is not the path's {document_id!r}",
+                param="id",
+                code="id_mismatch",
+            )
         doc = DocumentIn(id=document_id, **body.model_dump(exclude={"id"}))
         result, chunks = await self.backend.put(doc)
         return WriteOut(**result.__dict__, chunks=chunks)
