@@ -1,8 +1,7 @@
 """Getting bigEVY onto Ray: start or join a cluster, deploy the Serve app, tear it down.
 
 Used by the CLI. A local cluster is started with `ray start --head` so it outlives the
-`bigevy up` process; Ray's token authentication stays on (the default), and every Ray
-client we start sets `RAY_AUTH_MODE=token` to present the token Ray wrote under `~/.ray/`.
+`bigevy up` process. Ray's token authentication stays on, with the token `ray_auth` provides.
 
 `ray stop` would end every Ray on the machine, so `bigevy down` does not use it: `up` records
 the session of the head it started (in the data dir), and `down` ends only that session's
@@ -24,12 +23,17 @@ from pathlib import Path
 
 import psutil
 
+from bigevy import ray_auth
 from bigevy.config import Settings
 from bigevy.sync.package import write_atomically
 
+#: What every Ray process and client bigEVY starts runs with, besides its token.
+RAY_SETTINGS = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
-def ray_env() -> dict[str, str]:
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+
+def ray_env(token: ray_auth.Token) -> dict[str, str]:
+    """This process's environment, for a Ray command that should present `token`."""
+    return {**os.environ, **RAY_SETTINGS, **token.env}
 
 
 def _ray_cli() -> str:
@@ -72,7 +76,8 @@ def start_local_ray(settings: Settings) -> bool:
         "--num-cpus",
         str(settings.local_num_cpus),
     ]
-    result = subprocess.run(command, env=ray_env(), capture_output=True, text=True, check=False)
+    env = ray_env(ray_auth.own_token(settings.data_dir))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"`ray start --head` failed: {_reason(result.stderr)}")
     session = head_session(settings.ray_port)
@@ -177,17 +182,24 @@ def _name(process: psutil.Process) -> str:
 
 
 def connect(settings: Settings) -> None:
-    """Join the configured cluster (or the local one) as a driver, quietly."""
-    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"})
+    """Join the configured cluster (or the local one) as a driver, quietly.
+
+    ray_auth.TokenRefused if that Ray takes none of the tokens bigEVY may use.
+    """
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return
+    address = settings.ray_address or local_address(settings)
+    token = ray_auth.token_for(address, settings.data_dir)
+    # Before `import ray`: Ray reads its auth settings from the environment on import.
+    os.environ.update({**RAY_SETTINGS, **token.env})
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            address=settings.ray_address or local_address(settings),
-            namespace="serve",
-            log_to_driver=False,
-            logging_level="ERROR",
-        )
+    ray.init(
+        address=address,
+        namespace="serve",
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
 
 
 def deploy(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bigevy import cluster
+from bigevy import cluster, ray_auth
 from bigevy.config import Settings
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every Ray the tests start in-process, and every `bigevy` command they run, uses one fresh
+# token of the run's own: nothing is read from or left in ~/.ray. (Before `import ray`, which
+# test modules do on collection: Ray reads its auth settings from the environment on import.)
+_TOKEN_DIR = tempfile.TemporaryDirectory(prefix="bigevy-tests-")
+TOKEN = ray_auth.read_token(ray_auth.ensure_token_file(Path(_TOKEN_DIR.name) / "ray_auth_token"))
+assert TOKEN is not None
+os.environ.update({**cluster.RAY_SETTINGS, **TOKEN.env})
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = "smollm2-135m-instruct"

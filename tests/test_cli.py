@@ -3,60 +3,79 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bigevy import cluster
+from bigevy import cluster, ray_auth
 from tests.conftest import BIGEVY, free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 
-Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+@pytest.fixture(scope="module")
+def other_token(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The token file of a Ray that is not bigEVY's."""
+    return ray_auth.ensure_token_file(tmp_path_factory.mktemp("other") / "token")
 
 
 @pytest.fixture(scope="module")
-def other_ray() -> Iterator[int]:
-    """A Ray head that is not bigEVY's, as another job on the same host would run one."""
+def other_ray(other_token: Path) -> Iterator[int]:
+    """A Ray head that is not bigEVY's, with a token of its own, as another job on the same
+    host would run one."""
     port = free_port()
     ports = ("--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port")
     command = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
     command += [arg for flag in ports for arg in (flag, str(free_port()))]
     command += ["--num-cpus", "4", "--disable-usage-stats"]
-    subprocess.run(command, env=cluster.ray_env(), check=True, capture_output=True, timeout=120)
+    env = cluster.ray_env(ray_auth.read_token(other_token))
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
     session = cluster.head_session(port)
     assert session is not None
     yield port
     cluster.end_session(session, port)
 
 
-def cli(tmp_path: Path, port: int, ray_port: int, **settings: str) -> Cli:
-    env = {
-        **os.environ,
-        **settings,
-        "BIGEVY_PORT": str(port),
-        "BIGEVY_DATA_DIR": str(tmp_path / "data"),
-        "BIGEVY_RAY_PORT": str(ray_port),
-        "BIGEVY_RAY_DASHBOARD_PORT": str(free_port()),
-        "COLUMNS": "200",
-    }
+class Cli:
+    """`bigevy` as a new user runs it: a home of its own (no ~/.ray), no Ray token given."""
 
-    def bigevy(*args: str) -> subprocess.CompletedProcess[str]:
+    def __init__(self, tmp_path: Path, port: int, ray_port: int, **settings: str) -> None:
+        (tmp_path / "home").mkdir(exist_ok=True)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ray_auth.OPERATOR_TOKEN_VARS},
+            "HOME": str(tmp_path / "home"),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # as an activated venv
+            **settings,
+            "BIGEVY_PORT": str(port),
+            "BIGEVY_DATA_DIR": str(tmp_path / "data"),
+            "BIGEVY_RAY_PORT": str(ray_port),
+            "BIGEVY_RAY_DASHBOARD_PORT": str(free_port()),
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.shell(shlex.join([BIGEVY, *args]))
+
+    def shell(self, script: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [BIGEVY, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+            ["bash", "-c", script],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
-
-    return bigevy
 
 
 def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
     port = free_port()
-    bigevy = cli(tmp_path, port, free_port())
+    bigevy = Cli(tmp_path, port, free_port())
     other_session = cluster.head_session(other_ray)
     try:
         up = bigevy("up")
@@ -68,6 +87,9 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         key = key_file.read_text().strip()
         assert "first admin key (shown once" in up.stdout and key in up.stdout
         assert key_file.stat().st_mode & 0o777 == 0o600
+        # Ray's token is bigEVY's own, beside the key; nothing went to ~/.ray.
+        assert (tmp_path / "data" / "ray_auth_token").stat().st_mode & 0o777 == 0o600
+        assert not (tmp_path / "home" / ".ray").exists()
         # Idempotent: the same Ray, the same app, nothing added twice. It may roll replicas
         # over; it returns once they serve (the search below once found nothing otherwise).
         again = bigevy("up")
@@ -102,6 +124,16 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         assert status.returncode == 0 and "ready" in status.stdout
         assert "smollm2-135m-instruct" in status.stdout
 
+        # Ray's own tools reach bigEVY's Ray with what `bigevy ray-env` exports (the README's
+        # `eval "$(bigevy ray-env)"; serve status`); without it, Ray refuses them.
+        refused = bigevy.shell(
+            'eval "$(bigevy ray-env)" && unset RAY_AUTH_TOKEN_PATH && serve status'
+        )
+        assert refused.returncode != 0 and "Authentication" in refused.stdout + refused.stderr
+        serve_status = bigevy.shell('eval "$(bigevy ray-env)" && serve status')
+        assert serve_status.returncode == 0, serve_status.stdout + serve_status.stderr
+        assert "bigevy:" in serve_status.stdout and "RUNNING" in serve_status.stdout
+
         refused = bigevy("chat", "hi", "--profile", "poetry")
         assert refused.returncode == 1 and "valid profiles" in refused.stdout
     finally:
@@ -114,9 +146,11 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
     assert cluster.head_session(other_ray) == other_session
 
 
-def test_up_joins_a_running_ray_and_down_leaves_it_running(tmp_path: Path, other_ray: int) -> None:
+def test_up_joins_a_running_ray_and_down_leaves_it_running(
+    tmp_path: Path, other_ray: int, other_token: Path
+) -> None:
     port = free_port()
-    bigevy = cli(tmp_path, port, other_ray)
+    bigevy = Cli(tmp_path, port, other_ray, RAY_AUTH_TOKEN_PATH=str(other_token))
     other_session = cluster.head_session(other_ray)
     try:
         up = bigevy("up")
@@ -132,11 +166,27 @@ def test_up_joins_a_running_ray_and_down_leaves_it_running(tmp_path: Path, other
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
 
 
-def test_up_says_why_a_deployment_failed(tmp_path: Path, other_ray: int) -> None:
+def test_up_refuses_a_ray_started_with_another_token_in_one_line(
+    tmp_path: Path, other_ray: int
+) -> None:
+    """Without that Ray's token, `up` says what to set, at once (ray.init would retry for 20 s
+    and end in a ConnectionError), and leaves that Ray as it was."""
+    other_session = cluster.head_session(other_ray)
+    up = Cli(tmp_path, free_port(), other_ray)("up")
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert f"cannot join Ray: the Ray at 127.0.0.1:{other_ray}" in up.stdout
+    assert "refused the token" in up.stdout and "RAY_AUTH_TOKEN_PATH" in up.stdout
+    assert "Traceback" not in up.stdout + up.stderr
+    assert cluster.head_session(other_ray) == other_session
+
+
+def test_up_says_why_a_deployment_failed(tmp_path: Path, other_ray: int, other_token: Path) -> None:
     """A model file that is not there: `up` stops at once with Serve's reason, not after its
     whole wait with "not ready"."""
     broken = '[{"id": "broken", "source": "/nonexistent/model.gguf"}]'
-    bigevy = cli(tmp_path, free_port(), other_ray, BIGEVY_MODELS=broken)
+    bigevy = Cli(
+        tmp_path, free_port(), other_ray, BIGEVY_MODELS=broken, RAY_AUTH_TOKEN_PATH=str(other_token)
+    )
     try:
         up = bigevy("up", "--wait", "240")
         assert up.returncode == 1, up.stdout + up.stderr
@@ -152,7 +202,7 @@ def test_up_says_why_a_deployment_failed(tmp_path: Path, other_ray: int) -> None
 def test_up_says_why_ray_did_not_start(tmp_path: Path) -> None:
     """A Ray port inside Ray's own worker port range (10002-19999) ended `up` in a traceback."""
     in_workers_range = next(port for port in range(15000, 19999) if _free(port))
-    up = cli(tmp_path, free_port(), in_workers_range)("up")
+    up = Cli(tmp_path, free_port(), in_workers_range)("up")
     assert up.returncode == 1, up.stdout + up.stderr
     assert "Ray did not start" in up.stdout and "ValueError: Ray component" in up.stdout
     assert "Traceback" not in up.stdout + up.stderr

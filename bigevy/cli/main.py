@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import textwrap
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +23,7 @@ from rich.table import Table
 from bigevy.api.knowledge import MAX_BATCH, DocumentCreate
 from bigevy.config import Settings
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, Record, files, read
+from bigevy.sync.package import write_atomically
 
 if TYPE_CHECKING:
     from bigevy.knowledge.bulk import BulkReport
@@ -119,7 +121,7 @@ def up(
                 f"joining the Ray already running at {cluster.local_address(settings)} "
                 "(`bigevy down` will leave it running)"
             )
-        cluster.connect(settings)
+        _connect(settings)
     with console.status("deploying the Serve application"):
         cluster.deploy(settings)
     deadline = time.monotonic() + wait
@@ -166,6 +168,26 @@ def up(
     )
 
 
+def _connect(settings: Settings) -> None:
+    """`cluster.connect`, with a Ray that refuses bigEVY's token as one red line."""
+    from bigevy import cluster
+
+    with _refused_token():
+        cluster.connect(settings)
+
+
+@contextlib.contextmanager
+def _refused_token() -> Iterator[None]:
+    """A Ray that takes none of bigEVY's tokens, as one red line and exit 1."""
+    from bigevy.ray_auth import TokenRefused
+
+    try:
+        yield
+    except TokenRefused as exc:
+        console.print(f"[red]cannot join Ray[/red]: {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 def _first_admin_key(settings: Settings) -> str | None:
     """Migrate the metadata database; make the first admin key if there is none."""
     from bigevy.fleet.service import open_fleet
@@ -173,13 +195,7 @@ def _first_admin_key(settings: Settings) -> str | None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = open_fleet(settings).bootstrap_admin()
     if key:
-        path = settings.admin_key_file
-        tmp = path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        tmp.replace(path)
+        write_atomically(settings.admin_key_file, f"{key}\n".encode(), mode=0o600)
     return key
 
 
@@ -197,11 +213,30 @@ def down() -> None:
         # running without our app.
         stopped_ray = settings.ray_address is None and cluster.stop_local_ray(settings)
         if not stopped_ray:
-            cluster.connect(settings)
+            _connect(settings)
             cluster.undeploy(settings)
     address = settings.ray_address or cluster.local_address(settings)
     left = "" if stopped_ray else f" (the Ray at {address} keeps running)"
     console.print(f"bigEVY stopped{left}")
+
+
+@app.command("ray-env")
+def ray_env() -> None:
+    """Shell lines that point Ray's own tools (`serve status`, `serve deploy`, `ray status`) at
+    bigEVY's Ray, with its token: eval "$(bigevy ray-env)"."""
+    import shlex
+
+    from bigevy import cluster, ray_auth
+
+    settings = _settings()
+    address = settings.ray_address or cluster.local_address(settings)
+    with _refused_token():
+        token = ray_auth.token_for(address, settings.data_dir)
+    exports = {**cluster.RAY_SETTINGS, **token.env, "RAY_ADDRESS": address}
+    if settings.ray_address is None:
+        exports["RAY_DASHBOARD_ADDRESS"] = f"http://127.0.0.1:{settings.ray_dashboard_port}"
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()
@@ -341,7 +376,6 @@ def _quiet_ray_console() -> None:
 def _bulk_ingest(
     path: Path, defaults: dict[str, str], batch_size: int, actors: int, cpus: float
 ) -> IngestReport | BulkReport:
-    from bigevy import cluster
     from bigevy.knowledge import bulk
 
     settings = _settings()
@@ -354,7 +388,7 @@ def _bulk_ingest(
         with open(name, "rb") as lines:
             total += sum(1 for line in lines if line.strip())
     with console.status("joining the Ray cluster"):
-        cluster.connect(settings)
+        _connect(settings)
     _quiet_ray_console()
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar:
         # Nothing is written until the pool's actors have loaded the model and embedded a

@@ -65,11 +65,13 @@ class Signed:
         return cls(text, base64.b64encode(key.sign(text.encode())).decode())
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a part."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Readers see the old file or the whole new one, never a part; a secret's `mode` (0o600)
+    holds from the first byte written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    tmp.unlink(missing_ok=True)  # left by a crash: os.open would keep its mode
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
