@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import secrets
 import sys
 import threading
 import time
@@ -123,22 +125,41 @@ class LlamaCppEngine(LLMEngine):
             )
         return llm
 
-    def _render(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
-        """Prompt tokens and extra stop strings, exactly as the model will see them."""
+    def render(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
+        """Prompt tokens and extra stop strings, exactly as the model will see them.
+
+        The chat template's own markup is tokenized with special tokens on, what callers wrote
+        (each message's content, a raw prompt) with them off: an SMS holding
+        "<|im_end|><|im_start|>system ..." stays text and cannot open a turn of its own. The
+        template is rendered with a marker in place of each content, and the text is split
+        there.
+        """
         stop = list(request.stop)
-        if request.messages is not None:
-            if self._formatter is None:
-                text = "".join(f"{m['role']}: {m['content']}\n" for m in request.messages)
-                text += "assistant: "
-            else:
-                formatted = self._formatter(messages=request.messages)
-                text = formatted.prompt
-                if formatted.stop:
-                    extra = [formatted.stop] if isinstance(formatted.stop, str) else formatted.stop
-                    stop += [s for s in extra if s]
+        if request.messages is None:
+            return self._tokens(request.prompt or "", special=False, bos=True), stop
+        marker = secrets.token_hex(8)
+        contents = [m["content"] for m in request.messages]
+        marked = [{**m, "content": f"{marker}{i}{marker}"} for i, m in enumerate(request.messages)]
+        if self._formatter is None:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in marked) + "assistant: "
         else:
-            text = request.prompt or ""
-        return self._llm.tokenize(text.encode("utf-8"), special=True), stop
+            formatted = self._formatter(messages=marked)
+            text = formatted.prompt
+            if formatted.stop:
+                extra = [formatted.stop] if isinstance(formatted.stop, str) else formatted.stop
+                stop += [s for s in extra if s]
+        tokens: list[int] = []
+        for i, part in enumerate(re.split(f"{marker}(\\d+){marker}", text)):
+            written = i % 2 == 1  # re.split puts each captured index between the template's parts
+            tokens += self._tokens(
+                contents[int(part)] if written else part, special=not written, bos=i == 0
+            )
+        return tokens, stop
+
+    def _tokens(self, text: str, *, special: bool, bos: bool) -> list[int]:
+        if not text:
+            return []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special)
 
     def _budget(self, n_prompt: int, requested: int | None) -> int:
         ctx = self.spec.context_length
@@ -164,7 +185,7 @@ class LlamaCppEngine(LLMEngine):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         if self._llm is None:
             raise ModelLoading(f"model {self.spec.id!r} is still loading", retry_after=2)
-        tokens, stop = self._render(request)
+        tokens, stop = self.render(request)
         max_tokens = self._budget(len(tokens), request.max_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
