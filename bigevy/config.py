@@ -117,6 +117,21 @@ class ModelSpec(_Strict):
         le=1000,
         description="Streamed tokens are sent at most this often (first token at once); 0 = each.",
     )
+    answers: Literal["extractive", "generative"] = Field(
+        "extractive",
+        description="How this model's escalations are answered. extractive: from the vetted "
+        "passages' own sentences, no model call (for a model not trusted to restate them: "
+        "SmolLM2-135M contradicts its sources). generative: the model writes from the passages "
+        "and its sentences are checked against them.",
+    )
+    unsourced: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="A question nothing in the knowledge base is about: refuse ('no verified "
+        "answer' and where to get help), or allow a generative model to answer it unsourced.",
+    )
+    multilingual: bool = Field(
+        False, description="A generative model that answers in the asker's language."
+    )
 
     @property
     def deployment_name(self) -> str:

@@ -82,7 +82,7 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{port}/v1" in up.stdout
         assert (tmp_path / "data").is_dir()
-        assert "starter knowledge: 21 added" in up.stdout
+        assert "starter knowledge: 81 added" in up.stdout
         key_file = tmp_path / "data" / "admin.key"
         key = key_file.read_text().strip()
         assert "first admin key (shown once" in up.stdout and key in up.stdout
@@ -94,7 +94,7 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         # over; it returns once they serve (the search below once found nothing otherwise).
         again = bigevy("up")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "21 unchanged" in again.stdout and "joining" not in again.stdout
+        assert "81 unchanged" in again.stdout and "joining" not in again.stdout
         query = {"query": "what to do when a flood is coming", "top_k": 1}
         search = f"http://127.0.0.1:{port}/v1/rag/search"
         assert httpx.post(search, json=query, timeout=60).status_code == 401

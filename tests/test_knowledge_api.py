@@ -12,19 +12,34 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bigevy.config import KnowledgeSpec, Settings
+from bigevy.config import DeploymentSpec, KnowledgeSpec, ModelSpec, Settings
 from bigevy.grounding import drop_unsupported_numbers
-from bigevy.sentences import prose
+from bigevy.sentences import prose_sentences
 from bigevy.sms import encoding_of, segment_count
 from tests.conftest import API, BIGEVY, ServeCluster, wait_for
 
 MAX_CHARS = 5000
 
 
+#: The embedded default model again, configured to write its answers (the shipped default
+#: composes them from the sources): what the generative path's checks act on.
+GENERATIVE = "smollm2-generative"
+
+
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    default = Settings().models[0]
+    generative = ModelSpec(
+        **{
+            **default.model_dump(),
+            "id": GENERATIVE,
+            "answers": "generative",
+            "deployment": DeploymentSpec(num_replicas=1, num_cpus=0.5),
+        }
+    )
     return Settings(
         data_dir=tmp_path_factory.mktemp("data"),
+        models=[default, generative],
         knowledge=KnowledgeSpec(max_document_chars=MAX_CHARS, maintenance_interval_s=1),
     )
 
@@ -261,7 +276,13 @@ def test_evy_query_answers_grounded_with_an_sms_that_fits(base_url: str) -> None
         assert 1 <= body["sms_segments"] <= segments
         assert segment_count(body["sms"]) == body["sms_segments"]
         assert body["sms_encoding"] == encoding_of(body["sms"])
-        assert prose(body["answer"]).startswith(body["sms"].removesuffix("..."))
+        # The SMS says nothing the full answer does not: its sentences are the answer's.
+        answer = prose_sentences(body["answer"])
+        assert all(s in answer for s in prose_sentences(body["sms"]) if not s.endswith("..."))
+        assert body["answer_mode"] == "extractive" and body["model"] == "knowledge-base"
+        for sentence in body["sentences"]:  # each from a cited document, in its own words
+            source = API.get(f"{base_url}/v1/knowledge/documents/{sentence['document_id']}")
+            assert sentence["text"] in " ".join(source.json()["text"].split())
         assert body["timings"]["total_ms"] >= body["timings"]["retrieval_ms"] > 0
 
 
@@ -282,7 +303,7 @@ def test_evy_query_gives_no_phone_number_its_sources_do_not(base_url: str) -> No
     """Asked for a number the knowledge base does not hold, the small model tends to make one
     up; whatever it wrote, the answer gives only numbers the cited documents give."""
     asked = "what is the phone number of the national poison control hotline"
-    body = escalate(base_url, asked, max_tokens=80)
+    body = escalate(base_url, asked, max_tokens=80, model=GENERATIVE)
     sources = [
         API.get(f"{base_url}/v1/knowledge/documents/{c['document_id']}").json()["text"]
         for c in body["citations"]
@@ -488,8 +509,9 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
                     ask(
                         f"ordinary-{i}",
                         escalation(
-                            "Tell me in detail about the history of farming in Kenya.",
+                            "Tell me in detail about how to treat a burn.",
                             max_tokens=200,
+                            model=GENERATIVE,
                         ),
                     )
                 )
@@ -536,7 +558,7 @@ def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questi
         timeout=120,
     ).json()
     assert ordinary["triage"] == {"emergency": False, "kind": None}
-    assert ordinary["model"] == "smollm2-135m-instruct" and ordinary["emergency_numbers"] == []
+    assert ordinary["emergency_numbers"] == []
 
 
 def test_the_cli_searches_lists_shows_and_deletes_documents(base_url: str) -> None:
@@ -574,24 +596,52 @@ def test_an_answer_uses_and_cites_only_passages_about_the_question(base_url: str
     cited = [c["document_id"] for c in storm["citations"]]
     # (this module also holds "legacy-lightning", about thunderstorms too)
     assert "lightning" in cited and set(cited) <= {"lightning", "legacy-lightning", "cyclone"}
-    off_topic = escalate(base_url, "pls help what is the capital of france", max_tokens=40)
-    assert off_topic["citations"] == [] and off_topic["model"] == "smollm2-135m-instruct"
-    assert off_topic["sms"].strip()
+    # Nothing vetted is about it: no answer is invented, by either mode (`unsourced: refuse`),
+    # and the asker learns where to ask instead, in their language.
+    for model in (None, GENERATIVE):
+        off_topic = escalate(base_url, "pls help what is the capital of france", model=model)
+        assert off_topic["citations"] == [] and off_topic["answer_mode"] == "none"
+        assert off_topic["sms"].startswith("No verified answer") and off_topic["sentences"] == []
+    french = escalate(base_url, "quelle est la capitale de la France ?", language="fr")
+    assert french["answer_mode"] == "none" and french["sms"].startswith("Pas de réponse vérifiée")
+    assert french["sms_segments"] == 1
     # The search itself still answers with its top k, each with the similarity judged by.
     hits = search(base_url, "pls help what is the capital of france", top_k=3)
     assert len(hits) == 3 and all(h["similarity"] < 0.3 for h in hits)
 
 
-def test_a_question_in_another_language_is_answered_from_the_english_pack(
+def test_the_default_model_answers_in_the_sources_own_sentences(base_url: str) -> None:
+    """SmolLM2-135M is configured `extractive`: the SMS for a sick child is the vetted advice
+    itself (the model once told a parent "Do not tell the child to drink more water")."""
+    load_starter_pack(base_url)
+    body = escalate(base_url, "My child has diarrhoea, what do I do?")
+    assert body["answer_mode"] == "extractive" and body["model"] == "knowledge-base"
+    assert "oral rehydration salts" in body["sms"] and body["sms_segments"] == 1
+    assert [c["document_id"] for c in body["citations"]] == ["dehydration"]
+    source = API.get(f"{base_url}/v1/knowledge/documents/dehydration").json()["text"]
+    assert body["sentences"] and all(
+        s["document_id"] == "dehydration" and s["text"] in " ".join(source.split())
+        for s in body["sentences"]
+    )
+    assert body["timings"]["generation_ms"] == 0 and body["timings"]["compose_ms"] > 0
+
+
+def test_a_question_in_another_language_is_answered_from_its_translation(
     base_url: str,
 ) -> None:
-    """The embedding model is English: without the topics the question names, in English,
-    a Swahili question about snakes found no passage about it."""
+    """The embedding model is English: a Swahili question about snakes is searched by the
+    topic it names, in English, and answered in the Swahili translation's own sentences."""
     load_starter_pack(base_url)
     message = "Je, ninawezaje kujikinga na nyoka shambani?"  # how to keep safe from snakes
-    answer = escalate(base_url, message, language="sw", max_tokens=40)
-    assert answer["triage"]["emergency"] is False
-    assert [c["document_id"] for c in answer["citations"]][:1] == ["snakebite"]
+    answer = escalate(base_url, message, language="sw")
+    assert answer["triage"]["emergency"] is False and answer["answer_mode"] == "extractive"
+    assert [c["document_id"] for c in answer["citations"]][:1] == ["sw/snakebite"]
+    source = API.get(f"{base_url}/v1/knowledge/documents/sw/snakebite").json()
+    assert source["language"] == "sw"
+    assert all(s["text"] in " ".join(source["text"].split()) for s in answer["sentences"])
+    # Naming no topic the English vocabulary knows, it is not answered with a guess.
+    unknown = escalate(base_url, "bei ya mbolea ni shilingi ngapi?", language="sw")
+    assert unknown["answer_mode"] == "none" and unknown["sms"].startswith("Hakuna jibu")
 
 
 def test_a_node_that_names_no_region_is_answered_for_the_region_it_enrolled_in(

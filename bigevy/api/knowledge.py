@@ -196,6 +196,15 @@ class TriageOut(BaseModel):
     kind: Literal["medical", "fire", "police", "disaster"] | None = None
 
 
+#: How an escalation's answer was made (see EvyAnswer.answer_mode).
+AnswerMode = Literal["extractive", "generative", "none"]
+
+
+class AnswerSentence(BaseModel):
+    text: str
+    document_id: str = Field(description="The cited document the sentence comes from.")
+
+
 class EvyAnswer(BaseModel):
     answer: str = Field(description="The full answer (at most 2048 tokens).")
     sms: str = Field(description="The answer cut to fit max_sms_segments.")
@@ -203,6 +212,14 @@ class EvyAnswer(BaseModel):
     sms_encoding: Literal["GSM-7", "UCS-2"]
     citations: list[Citation]
     model: str = Field(description="The model that wrote `answer`, or `knowledge-base`.")
+    answer_mode: AnswerMode = Field(
+        description="extractive: the answer is the cited documents' own sentences; generative: "
+        "a model trusted to write wrote it from them, each sentence checked; none: nothing "
+        "vetted answers the question, and the reply says so and where to ask."
+    )
+    sentences: list[AnswerSentence] = Field(
+        default=[], description="The answer's sentences, each with the document it came from."
+    )
     triage: TriageOut
     emergency_numbers: list[EmergencyNumber] = Field(
         default=[],

@@ -161,7 +161,9 @@ def create_app(
     connectors: Any,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
-    evy = EvyService(service, knowledge, service.settings.embedder.relevance_floor)
+    evy = EvyService(
+        service, knowledge, embeddings.client, service.settings.embedder.relevance_floor
+    )
     legacy = LegacyService(service, knowledge)
     retry_after = service.settings.gateway.retry_after_s
     gate = DeploymentGate(service.deployments, retry_after)

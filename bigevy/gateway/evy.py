@@ -5,16 +5,25 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from bigevy.answers.compose import Composer, Embedder
+from bigevy.answers.unverified import base_language, no_verified_answer
 from bigevy.api.knowledge import (
+    AnswerMode,
+    AnswerSentence,
     Citation,
     EmergencyNumber,
     EvyAnswer,
     EvyQuery,
+    SearchHit,
     SearchRequest,
     TriageOut,
 )
 from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
+from bigevy.config import ModelSpec
+from bigevy.errors import NotFound
 from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_asked
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
@@ -39,6 +48,14 @@ NO_SOURCES = (
     "not, and never invent phone numbers or facts."
 )
 PASSAGE_CHARS = 600
+#: The languages nodes escalate in, as a `multilingual` model is told to answer in them.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "sw": "Swahili",
+}
 #: "[4]": how the prompt numbers its sources. Small models copy the marks into the answer,
 #: where they point at nothing the user sees (the citations are listed apart, deduplicated).
 SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
@@ -47,8 +64,6 @@ SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
 CITABLE = [category for category in Category if category != Category.faq]
 #: `model` of an answer taken from the knowledge base without a language model.
 KNOWLEDGE_BASE = "knowledge-base"
-#: The answer when nothing was found and every sentence the model wrote gave a made-up number.
-NO_VERIFIED_ANSWER = "No verified answer was found. Ask a local health worker or official service."
 
 
 def lead(text: str, limit: int) -> str:
@@ -61,7 +76,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def _english(language: str) -> bool:
-    return language.lower().replace("_", "-").split("-")[0] == "en"
+    return base_language(language) == "en"
 
 
 def echoes(question: str, answer: str) -> bool:
@@ -133,12 +148,35 @@ def _kept(checked: Checked, what: str, node_id: str) -> str:
     return checked.text
 
 
+@dataclass(frozen=True)
+class Passages:
+    """What an answer may draw on: the passages found for `asked` (the question, or for another
+    language than English the topics it names), best first, and each one's translation into
+    the asker's language where there is one."""
+
+    asked: str
+    hits: list[SearchHit]
+    translations: list[SearchHit | None]
+
+    @property
+    def shown(self) -> list[SearchHit]:
+        """The passages as the asker reads them."""
+        if not self.translations:
+            return self.hits
+        return [t or h for h, t in zip(self.hits, self.translations, strict=True)]
+
+
 class EvyService:
     def __init__(
-        self, llm: OpenAIService, knowledge: KnowledgeGateway, relevance_floor: float
+        self,
+        llm: OpenAIService,
+        knowledge: KnowledgeGateway,
+        embedder: Embedder,
+        relevance_floor: float,
     ) -> None:
         self.llm = llm
         self.knowledge = knowledge
+        self.composer = Composer(embedder)
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
         gazetteer()  # read now (0.3 s), not while the first question waits
@@ -146,8 +184,7 @@ class EvyService:
     async def query(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
         profile = system_prompt(query.profile)  # an unknown profile is a 400 before anything
-        if query.model is not None:
-            self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
+        spec, _ = self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
         found = triage(query.message)
         named = region_named(query.message)
         if found.emergency and found.kind is not None:
@@ -165,28 +202,89 @@ class EvyService:
         # Knowledge of the node's region, of a place the message names, and of everywhere.
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
+        found = await self._passages(query, regions)
+        timings = {"retrieval_ms": _ms(started)}
+        if not found.hits and not (spec.answers == "generative" and spec.unsourced == "allow"):
+            return _unverified(query, timings, started)
+        if spec.answers == "extractive":
+            return await self._extractive(query, found, timings, started)
+        return await self._generative(query, spec, profile, found, regions, timings, started)
+
+    async def _passages(self, query: EvyQuery, regions: list[str]) -> Passages:
+        """The passages about the question an answer may use (bigevy/passages.py).
+
+        The embedding model is English: another language's words score noise ("quelle est
+        la capitale de la France" passed the relevance floor against French safety
+        documents). So a question in another language is searched by the topics it names, in
+        English (triage's vocabulary: "nyoka" -> snakebite), and answered from the
+        translations of the documents found; naming no topic, it gets no passage, and the
+        asker "no verified answer", rather than a guess.
+        """
+        english = _english(query.language)
+        topics = [] if english else topics_named(query.message)
+        if not english and not topics:
+            return Passages(query.message, [], [])
         search = SearchRequest(
-            query=query.message,
+            query=query.message if english else ". ".join(topics),
             top_k=query.top_k,
             categories=CITABLE,
             regions=regions,
-            languages=[query.language],
+            languages=["en"],
         )
         hits = on_topic((await self.knowledge.search(search)).hits, self.relevance_floor)
-        if not hits:
-            # Knowledge in the asker's language first, else in any (the starter pack is English):
-            # with no sources at all, the model answered a Swahili question about floods with a
-            # paragraph on the Japanese language. The embedding model is English too: a
-            # question in another language is searched by the topics it names, in English
-            # (its own words pulled "snakebite" below the relevance floor: cosine 0.21).
-            topics = [] if _english(query.language) else topics_named(query.message)
-            anywhere = await self.knowledge.search(
-                search.model_copy(
-                    update={"languages": [], "query": ". ".join(topics) or query.message}
-                )
-            )
-            hits = on_topic(anywhere.hits, self.relevance_floor)
-        retrieved = time.perf_counter()
+        language = base_language(query.language)
+        translations = [] if english else [await self._translation(h, language) for h in hits]
+        return Passages(search.query, hits, translations)
+
+    async def _translation(self, hit: SearchHit, language: str) -> SearchHit | None:
+        """The passage's document in the asker's language (`<language>/<id>`, as the starter
+        pack names its translations), if there is one."""
+        try:
+            doc = await self.knowledge.get(f"{language}/{hit.citation.document_id}")
+        except NotFound:
+            return None
+        citation = Citation(document_id=doc.id, title=doc.title, source=doc.source, url=doc.url)
+        return hit.model_copy(update={"text": doc.text, "citation": citation})
+
+    async def _extractive(
+        self,
+        query: EvyQuery,
+        found: Passages,
+        timings: dict[str, float],
+        started: float,
+    ) -> EvyAnswer:
+        """The passages' own sentences that answer the question (bigevy/answers/compose.py)."""
+        composed = await self.composer.compose(
+            found.asked, found.hits, query.max_sms_segments, found.translations
+        )
+        if composed is None:
+            return _unverified(query, timings, started)
+        timings["compose_ms"] = _ms(started) - timings["retrieval_ms"]
+        return _reply(
+            query,
+            composed.answer,
+            _cited(s.citation for s in composed.sentences),
+            _finished(timings, started),
+            sms_text=composed.sms,
+            mode="extractive",
+            sentences=[
+                AnswerSentence(text=s.text, document_id=s.citation.document_id)
+                for s in composed.sentences
+            ],
+        )
+
+    async def _generative(
+        self,
+        query: EvyQuery,
+        spec: ModelSpec,
+        profile: str,
+        found: Passages,
+        regions: list[str],
+        timings: dict[str, float],
+        started: float,
+    ) -> EvyAnswer:
+        """A model trusted to write answers from the passages; its sentences are checked."""
+        hits = found.shown
         # One line per passage, whitespace collapsed: small models copy line breaks and
         # headings into their answer (seen with SmolLM2-135M).
         sources = "\n".join(
@@ -194,6 +292,9 @@ class EvyService:
         )
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
         system = f"{profile}\n\n{GROUNDING if sources else NO_SOURCES}"
+        language = LANGUAGE_NAMES.get(base_language(query.language))
+        if spec.multilingual and language:
+            system += f" Answer in {language}."
         reply = await self.llm.chat(
             ChatCompletionRequest(
                 model=query.model,
@@ -206,7 +307,6 @@ class EvyService:
             )
         )
         assert isinstance(reply, ChatCompletion)  # not streamed
-        model = reply.model
         passages = [f"{h.citation.title}\n{h.text}" for h in hits]
         answer = _kept(
             drop_unsupported_numbers(
@@ -219,22 +319,13 @@ class EvyService:
             checked = drop_unsupported_countries(answer, passages, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
         answer = without_hollow(query.message, answer)
-        if not answer and hits:  # the best source itself, rather than nothing or a hollow answer
-            answer, model = lead(hits[0].text, PASSAGE_CHARS), KNOWLEDGE_BASE
-        elif not answer:
-            answer = NO_VERIFIED_ANSWER
-        done = time.perf_counter()
-        citations, seen = [], set()
-        for hit in hits:
-            if hit.citation.document_id not in seen:
-                seen.add(hit.citation.document_id)
-                citations.append(hit.citation)
-        timings = {
-            "retrieval_ms": round((retrieved - started) * 1000, 1),
-            "generation_ms": round((done - retrieved) * 1000, 1),
-            "total_ms": round((done - started) * 1000, 1),
-        }
-        return _reply(query, answer, citations, timings, model=model)
+        timings["generation_ms"] = _ms(started) - timings["retrieval_ms"]
+        if not answer and hits:  # the sources' own sentences rather than nothing or a hollow one
+            return await self._extractive(query, found, timings, started)
+        if not answer:
+            return _unverified(query, timings, started)
+        citations = _cited(hit.citation for hit in hits)
+        return _reply(query, answer, citations, _finished(timings, started), model=reply.model)
 
     async def _numbers(
         self, query: EvyQuery, services: tuple[str, ...], region: str | None, started: float
@@ -244,8 +335,16 @@ class EvyService:
         numbers, citations = await self.emergencies.numbers(services, region)
         if not numbers:
             return None
-        line = numbers_line(numbers)
-        return _reply(query, line, citations, _extracted(started), numbers=numbers)
+        line = numbers_line(numbers)  # the list's own lines, for the services asked
+        return _reply(
+            query,
+            line,
+            citations,
+            _extracted(started),
+            mode="extractive",
+            sentences=[AnswerSentence(text=line, document_id=citations[0].document_id)],
+            numbers=numbers,
+        )
 
     async def _emergency(
         self, query: EvyQuery, found: Triage, region: str | None, started: float
@@ -258,6 +357,7 @@ class EvyService:
             reply.citations,
             _extracted(started),
             sms_text=reply.sms_text,
+            mode="extractive",
             triaged=TriageOut(emergency=True, kind=found.kind),
             numbers=reply.numbers,
         )
@@ -271,6 +371,8 @@ def _reply(
     *,
     sms_text: str | None = None,
     model: str = KNOWLEDGE_BASE,
+    mode: AnswerMode = "generative",
+    sentences: list[AnswerSentence] | None = None,
     triaged: TriageOut | None = None,
     numbers: list[EmergencyNumber] | None = None,
 ) -> EvyAnswer:
@@ -283,13 +385,37 @@ def _reply(
         sms_encoding=sms.encoding,
         citations=citations,
         model=model,
+        answer_mode=mode,
+        sentences=sentences or [],
         triage=triaged or TriageOut(emergency=False),
         emergency_numbers=numbers or [],
         timings=timings,
     )
 
 
+def _unverified(query: EvyQuery, timings: dict[str, float], started: float) -> EvyAnswer:
+    """Nothing vetted answers the question: say so, in the asker's language, and where to ask."""
+    answer = no_verified_answer(query.language)
+    return _reply(query, answer, [], _finished(timings, started), mode="none")
+
+
+def _cited(citations: Iterable[Citation]) -> list[Citation]:
+    """Each cited document once, in order."""
+    first: dict[str, Citation] = {}
+    for citation in citations:
+        first.setdefault(citation.document_id, citation)
+    return list(first.values())
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _finished(timings: dict[str, float], started: float) -> dict[str, float]:
+    return {"generation_ms": 0.0, **timings, "total_ms": _ms(started)}
+
+
 def _extracted(started: float) -> dict[str, float]:
     """Timings of an answer taken from the knowledge base: no generation."""
-    done = round((time.perf_counter() - started) * 1000, 1)
+    done = _ms(started)
     return {"retrieval_ms": done, "generation_ms": 0.0, "total_ms": done}

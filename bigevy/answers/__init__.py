@@ -1,0 +1,1 @@
+"""Answering a lilEVY escalation from vetted knowledge: composing, refusing, checking."""
