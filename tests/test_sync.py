@@ -361,13 +361,22 @@ def test_contributed_knowledge_waits_for_review(base_url: str, tmp_path: Path) -
 
 def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_path: Path) -> None:
     node = Node(base_url, tmp_path, "faq-1", "faq-town")
+    water = {
+        "id": "faq-source-water",
+        "title": "Safe drinking water",
+        "text": "Boil drinking water for one minute to make it safe. Store it covered.",
+        "category": "healthcare",
+        "source": "medical",
+    }
+    assert API.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60).is_success
     asked = [
-        "What is the best time to plant maize?",
-        "what is the best time to plant maize",
-        "What is the best time to plant maize??",
+        "How do I make water safe to drink?",
+        "how do i make water safe to drink",
+        "How do I make water safe to drink??",
     ]
+    unanswered = ["What is the best time to plant maize?"] * 3  # nothing vetted answers it
     sms = []
-    for message in asked:
+    for message in unanswered + asked:
         reply = node.post(
             "/v1/evy/query", {"node_id": node.id, "message": message, "max_tokens": 40}
         )
@@ -382,7 +391,7 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
     while not published():  # counted after each reply, in the background
         assert time.monotonic() - started < 60, "no FAQ entry after three askings"
         time.sleep(0.5)
-    (faq,) = published()
+    (faq,) = published()  # "no verified answer" is never published, however often asked
     assert faq["title"] == asked[0] and faq["text"] in sms and faq["source"] == "faq"
     # bigEVY's own answers do not cite it: an FAQ entry is an earlier answer, not a source.
     again = node.post("/v1/evy/query", {"node_id": node.id, "message": asked[0], "max_tokens": 40})
@@ -390,9 +399,9 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
     assert not [c for c in again.json()["citations"] if c["source"] == "faq"], again.json()
 
     node.sync()
-    local = node.store.faq_answer("What's the best time to plant maize?")
+    local = node.store.faq_answer("How can I make water safe to drink?")
     assert local is not None and local["text"] == faq["text"]  # answered on the node next time
-    assert node.store.faq_answer("When does the clinic open?") is None
+    assert node.store.faq_answer("What is the best time to plant maize?") is None
 
 
 def test_a_simulated_fleet_stays_in_sync_through_changes_cuts_and_restarts(

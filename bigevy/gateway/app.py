@@ -472,7 +472,9 @@ def create_app(
         await knowledge.backend.observe_question(
             query.message,
             answer.sms,
-            bool(answer.citations),
+            # Only an answer made of its sources' own sentences is backed by them throughout;
+            # a model's checked answer is not yet (no sentence-support check), nor a refusal.
+            answer.answer_mode == "extractive",
             query.region or "global",
             query.language,
         )

@@ -193,7 +193,8 @@ class KnowledgeService:
         if group.count < spec.min_count:
             return []
         top = await asyncio.to_thread(self.faq.top, region, spec.per_region)
-        published = [g for g in top if g.count >= spec.min_count]
+        # Nothing that is not backed by sources is published to nodes.
+        published = [g for g in top if g.count >= spec.min_count and g.grounded]
         docs = [
             DocumentIn(
                 id=f"faq/{region}/{g.id}",
