@@ -10,6 +10,7 @@ outside the BMP (most emoji) takes two units, and a surrogate pair never splits 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
@@ -27,6 +28,44 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 LIMITS: dict[Encoding, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 ELLIPSIS = "..."  # three GSM-7 septets; "…" would force UCS-2
+
+
+#: Typography a phone's GSM-7 lacks, as GSM-7 writes it.
+_PLAIN = str.maketrans(
+    {
+        "\u2018": "'",  # quotation marks
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2013": "-",  # dashes
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00a0": " ",  # no-break spaces
+        "\u202f": " ",
+    }
+)
+
+
+def as_sent(text: str) -> str:
+    """`text` as it is sent: in GSM-7 where dropping accents GSM-7 lacks gets it there.
+
+    One accent outside GSM-7 makes a whole SMS UCS-2, 70 characters instead of 160: "saúde"
+    cut a Portuguese answer to its first half-sentence. Accents GSM-7 has (é, è, à, ñ, ü, ...)
+    stay; "ç", "ã", "ê" become "c", "a", "e", as people write on basic phones. A text in
+    another script stays UCS-2.
+    """
+    if encoding_of(text) == "GSM-7":
+        return text
+    allowed = GSM7_BASIC | GSM7_EXTENSION
+    plain = "".join(c if c in allowed else _unaccented(c) for c in text.translate(_PLAIN))
+    return plain if encoding_of(plain) == "GSM-7" else text
+
+
+def _unaccented(char: str) -> str:
+    base = "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
+    return base or char
 
 
 def encoding_of(text: str) -> Encoding:
@@ -65,7 +104,8 @@ def segment_count(text: str) -> int:
 
 
 def fits(text: str, max_segments: int) -> bool:
-    return segment_count(text) <= max_segments
+    """Whether `text`, as it is sent, takes at most `max_segments` parts."""
+    return segment_count(as_sent(text)) <= max_segments
 
 
 @dataclass(frozen=True)
@@ -81,7 +121,8 @@ def fit_sms(text: str, max_segments: int = 1) -> SmsFit:
     needed to fit `max_segments` SMS parts (see `cut_prose`)."""
     if max_segments < 1:
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-    text, truncated = cut_prose(text, lambda candidate: fits(candidate, max_segments))
+    text, truncated = cut_prose(as_sent(text), lambda candidate: fits(candidate, max_segments))
+    text = as_sent(text)  # a cut may leave out what kept the whole text UCS-2
     return SmsFit(
         text=text, encoding=encoding_of(text), segments=segment_count(text), truncated=truncated
     )

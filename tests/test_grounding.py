@@ -151,8 +151,8 @@ def test_the_question_said_back_before_the_answer_is_taken_out() -> None:
     asked = "quanto custa um extintor"
     said = "quanto custa um extintor - 1. O preço varia entre 50 e 100 reais."
     assert without_hollow(asked, said) == "O preço varia entre 50 e 100 reais."
-    # In a UCS-2 SMS of 70 characters that echo was all the user got.
-    assert fit_sms(without_hollow(asked, said)).text == "O preço varia entre 50 e 100 reais."
+    # In a UCS-2 SMS of 70 characters that echo was all the user got (sent in GSM-7 now).
+    assert fit_sms(without_hollow(asked, said)).text == "O preco varia entre 50 e 100 reais."
     assert without_hollow(asked, "Quanto custa um extintor?") == ""  # nothing else: no answer
     # A lead-in in the question's words introduces the answer, and stays with it.
     listed = "The signs of malaria are:\n- Fever\n- Chills and headache"
