@@ -280,6 +280,39 @@ QUESTION_TOPICS: dict[str, str] = {
     "emergency kit": """
         kit d urgence, trousse d urgence, kit de emergencia, vifaa vya dharura
         """,
+    # The starter pack's topics as people ask about them, not only as emergencies name them:
+    # a question in another language finds its passages by these words (bigevy/gateway/evy.py).
+    "CPR chest compressions rescue breaths": """
+        cpr, rcp, massage cardiaque, reanimation, reanimacion, reanimacao, compressions,
+        compresiones, compressoes, respiracion boca a boca, boca a boca, bouche a bouche,
+        huduma ya kwanza ya moyo, kukandamiza kifua
+        """,
+    "severe bleeding": """
+        hemorragie, saignement, hemorragia, sangrado, sangramento, kutokwa na damu
+        """,
+    "choking": "s etouffe, etouffement, atraganta*, atragantamiento, engasga*, desengasg*, *kabwa",
+    "heat illness hot weather": """
+        chaleur, forte chaleur, calor, calor extremo, calor forte, joto, jua kali
+        """,
+    "lightning thunderstorm": """
+        orage, orages, tonnerre, tormenta electrica, tormentas, trueno*, trovoada, trovao,
+        relampago*, ngurumo, radi, mvua ya radi
+        """,
+    "earthquake": "terramoto, sismo, tremor, tetemeko la ardhi",
+    "flood safety rising water": "crue, cheia, cheias, inundacao, mafuriko",
+    "making water safe to drink bleach boil": """
+        eau de javel, javel, lixivia, lejia, cloro, agua sanitaria, jik, klorini, eau du puits,
+        agua del pozo, agua do poco, maji ya kisima, eau de la riviere, agua del rio,
+        agua do rio, maji ya mto, faire bouillir, hervir, ferver, kuchemsha
+        """,
+    "malaria mosquito net": """
+        palu, moustique*, moustiquaire, mosquito*, mosquitero, rede mosquiteira, mbu,
+        chandarua, neti
+        """,
+    "calling for emergency help": """
+        appeler les secours, appeler les urgences, llamar a emergencias, llamar emergencias,
+        ligar para a emergencia, ligar para emergencia, kupiga simu ya dharura, piga simu
+        """,
 }
 
 #: When no topic word is found, what each kind's safety steps are about.
