@@ -360,7 +360,9 @@ def test_contributed_knowledge_waits_for_review(base_url: str, tmp_path: Path) -
 
 
 def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_path: Path) -> None:
-    node = Node(base_url, tmp_path, "faq-1", "faq-town")
+    # A region with a space is valid at enrolment; an FAQ id built from it once made every
+    # listing of documents answer 500.
+    node = Node(base_url, tmp_path, "faq-1", "Faq Town")
     water = {
         "id": "faq-source-water",
         "title": "Safe drinking water",
@@ -377,14 +379,14 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
     unanswered = ["What is the best time to plant maize?"] * 3  # nothing vetted answers it
     sms = []
     for message in unanswered + asked:
-        reply = node.post(
-            "/v1/evy/query", {"node_id": node.id, "message": message, "max_tokens": 40}
-        )
+        # The region a request names does not decide where its FAQ entry ships: the node's does.
+        body = {"node_id": node.id, "message": message, "max_tokens": 40, "region": "elsewhere"}
+        reply = node.post("/v1/evy/query", body)
         assert reply.status_code == 200, reply.text
         sms.append(reply.json()["sms"])
 
-    def published() -> list[dict[str, Any]]:
-        params = {"category": "faq", "region": "faq-town"}
+    def published(region: str = "Faq Town") -> list[dict[str, Any]]:
+        params = {"category": "faq", "region": region}
         return API.get(f"{base_url}/v1/knowledge/documents", params=params).json()["data"]
 
     started = time.monotonic()
@@ -393,6 +395,14 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
         time.sleep(0.5)
     (faq,) = published()  # "no verified answer" is never published, however often asked
     assert faq["title"] == asked[0] and faq["text"] in sms and faq["source"] == "faq"
+    assert published("elsewhere") == []
+    assert API.get(f"{base_url}/v1/knowledge/documents", params={"limit": 500}).status_code == 200
+    # A search finds earlier answers only when it asks for them: they are not sources.
+    query = {"query": asked[0], "top_k": 20}
+    found = API.post(f"{base_url}/v1/rag/search", json=query).json()["hits"]
+    assert found and all(h["category"] != "faq" for h in found)
+    asked_for = API.post(f"{base_url}/v1/rag/search", json={**query, "categories": ["faq"]})
+    assert [h["citation"]["document_id"] for h in asked_for.json()["hits"]] == [faq["id"]]
     # bigEVY's own answers do not cite it: an FAQ entry is an earlier answer, not a source.
     again = node.post("/v1/evy/query", {"node_id": node.id, "message": asked[0], "max_tokens": 40})
     assert again.status_code == 200, again.text

@@ -468,14 +468,21 @@ def create_app(
 
     async def count_question(query: EvyQuery, answer: EvyAnswer) -> None:
         """Frequent questions become FAQ knowledge for their region's nodes (after the reply:
-        the caller never waits for it)."""
+        the caller never waits for it).
+
+        The region is the one the asking node enrolled in, whatever the request says: a node
+        could otherwise publish into any region. A node of no region publishes nowhere (an
+        FAQ entry in `global` would ship to every node)."""
+        region = await enrolled_region(query.node_id)
+        if region is None:
+            return
         await knowledge.backend.observe_question(
             query.message,
             answer.sms,
             # Only an answer made of its sources' own sentences is backed by them throughout;
             # a model's checked answer is not yet (no sentence-support check), nor a refusal.
             answer.answer_mode == "extractive",
-            query.region or "global",
+            region,
             query.language,
         )
 

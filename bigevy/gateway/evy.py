@@ -28,7 +28,7 @@ from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
 from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_numbers
-from bigevy.knowledge.taxonomy import Category
+from bigevy.knowledge.taxonomy import SOURCES
 from bigevy.passages import on_topic
 from bigevy.places import gazetteer, region_named
 from bigevy.sentences import join, sentences
@@ -59,9 +59,6 @@ LANGUAGE_NAMES = {
 #: "[4]": how the prompt numbers its sources. Small models copy the marks into the answer,
 #: where they point at nothing the user sees (the citations are listed apart, deduplicated).
 SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
-#: What an answer may draw on: every category but `faq`, which holds earlier answers, not
-#: sources. Cited, an FAQ entry made an ungrounded answer come back as a grounded one.
-CITABLE = [category for category in Category if category != Category.faq]
 #: `model` of an answer taken from the knowledge base without a language model.
 KNOWLEDGE_BASE = "knowledge-base"
 
@@ -227,7 +224,7 @@ class EvyService:
         search = SearchRequest(
             query=query.message if english else ". ".join(topics),
             top_k=query.top_k,
-            categories=CITABLE,
+            categories=SOURCES,  # never an earlier answer (faq)
             regions=regions,
             languages=["en"],
         )

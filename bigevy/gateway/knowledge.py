@@ -23,6 +23,7 @@ from bigevy.api.knowledge import (
 )
 from bigevy.errors import BigEvyError, ValidationFailed
 from bigevy.knowledge.records import DocumentIn, Hit, SearchFilters, WriteResult
+from bigevy.knowledge.taxonomy import SOURCES
 
 
 class KnowledgeBackend(Protocol):
@@ -106,7 +107,8 @@ class KnowledgeGateway:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         filters = SearchFilters(
-            categories=[str(c) for c in request.categories],
+            # Earlier answers (faq) only when asked for by name: they are not sources.
+            categories=[str(c) for c in request.categories or SOURCES],
             sources=[str(s) for s in request.sources],
             regions=request.regions,
             languages=request.languages,

@@ -15,6 +15,7 @@ from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.faq import FaqStore
+from bigevy.knowledge.ingest import ID_PATTERN
 from bigevy.knowledge.records import (
     DocumentIn,
     Embedded,
@@ -197,7 +198,9 @@ class KnowledgeService:
         published = [g for g in top if g.count >= spec.min_count and g.grounded]
         docs = [
             DocumentIn(
-                id=f"faq/{region}/{g.id}",
+                # A region may hold what an id may not ("Kisumu County"): such an id made the
+                # listing of every document fail validation on read.
+                id=f"faq/{ID_PATTERN.sub('-', region)}/{g.id}",
                 title=g.question,
                 text=g.answer,
                 category="faq",

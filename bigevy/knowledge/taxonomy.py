@@ -39,6 +39,12 @@ class Category(StrEnum):
     faq = "faq"
 
 
+#: Every category of vetted knowledge: all but `faq`, which holds bigEVY's earlier answers,
+#: not sources. Cited, an FAQ entry made an ungrounded answer come back as a grounded one; in a
+#: search's results, earlier answers ranked above every real source.
+SOURCES = [category for category in Category if category != Category.faq]
+
+
 class Source(StrEnum):
     wikipedia = "wikipedia"
     academic = "academic"
