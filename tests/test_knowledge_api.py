@@ -327,6 +327,32 @@ def test_bad_escalations(base_url: str, change: dict, status: int, param: str) -
     assert reply.status_code == status and reply.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize(
+    ("message", "language"),
+    [
+        ("\x00\x07 help \x1b[31m", "en"),  # control characters
+        ("как очистить воду", "en"),  # another script than the language says
+        ("水をきれいにする方法", "sw"),
+        ("💧💧💧", "en"),
+        ("\u202e\u200b?", "en"),  # direction and zero-width marks only
+        ("what is the capital of mars", "xx-YY"),  # a language nobody speaks
+    ],
+)
+def test_odd_escalations_get_no_verified_answer_not_an_error(
+    base_url: str, message: str, language: str
+) -> None:
+    body = escalate(base_url, message, language=language)
+    assert body["answer_mode"] == "none" and body["citations"] == []
+    assert body["sms_segments"] == 1 and body["sms"]
+    assert API.get(f"{base_url}/v1/knowledge/documents").status_code == 200
+
+
+def test_an_overlong_escalation_is_refused_with_its_field(base_url: str) -> None:
+    body = {"node_id": "lil-001", "message": "water " * 300}
+    reply = API.post(f"{base_url}/v1/evy/query", json=body, timeout=60)
+    assert reply.status_code == 422 and reply.json()["error"]["param"] == "message"
+
+
 def test_legacy_search_keeps_the_prototype_shape(base_url: str) -> None:
     lightning = doc(
         "legacy-lightning",

@@ -66,10 +66,10 @@ class SourceSentence:
     """One sentence of a retrieved passage, as the passage says it."""
 
     text: str  # what the asker reads: the passage's sentence, or its translation's
+    scored: str  # what is scored against the question: `text`, or the English it translates
     citation: Citation
     passage: int  # the passage's rank among the kept ones
     position: int  # the sentence's place in its passage
-    scored: str = ""  # what is scored against the question, if not `text` (the English)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def source_sentences(
                 continue
             seen.add(key)
             scored = english[position] if aligned else text
-            found.append(SourceSentence(text, citation, rank, position, scored))
+            found.append(SourceSentence(text, scored, citation, rank, position))
     return found
 
 
@@ -131,8 +131,7 @@ class Composer:
         candidates = source_sentences(hits, translations)
         if not candidates:
             return None
-        texts = [c.scored or c.text for c in candidates]
-        question_vector, vectors = await self._embed(question, texts)
+        question_vector, vectors = await self._embed(question, [c.scored for c in candidates])
         cosine = vectors @ question_vector
         relevance = cosine + [_prior(c) for c in candidates]
         ranked = [
@@ -140,6 +139,8 @@ class Composer:
             for i in _mmr(relevance, vectors)
             if candidates[i].passage == 0 or cosine[i] >= OTHER_PASSAGE_FLOOR
         ]
+        if not ranked:  # the best passage said nothing whole, and no other is close enough
+            return None
         # The best sentence always leads the SMS: one that does not fit whole (a 70-character
         # UCS-2 SMS) is cut, as any SMS is, rather than passed over for a lesser one.
         if fits(ranked[0].text, max_segments):

@@ -199,13 +199,14 @@ class EvyService:
         # Knowledge of the node's region, of a place the message names, and of everywhere.
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
-        found = await self._passages(query, regions)
+        passages = await self._passages(query, regions)
         timings = {"retrieval_ms": _ms(started)}
-        if not found.hits and not (spec.answers == "generative" and spec.unsourced == "allow"):
+        unsourced = spec.answers == "generative" and spec.unsourced == "allow"
+        if not passages.hits and not unsourced:
             return _unverified(query, timings, started)
         if spec.answers == "extractive":
-            return await self._extractive(query, found, timings, started)
-        return await self._generative(query, spec, profile, found, regions, timings, started)
+            return await self._extractive(query, passages, timings, started)
+        return await self._generative(query, spec, profile, passages, regions, timings, started)
 
     async def _passages(self, query: EvyQuery, regions: list[str]) -> Passages:
         """The passages about the question an answer may use (bigevy/passages.py).
@@ -246,17 +247,18 @@ class EvyService:
     async def _extractive(
         self,
         query: EvyQuery,
-        found: Passages,
+        passages: Passages,
         timings: dict[str, float],
         started: float,
     ) -> EvyAnswer:
         """The passages' own sentences that answer the question (bigevy/answers/compose.py)."""
+        composing = time.perf_counter()
         composed = await self.composer.compose(
-            found.asked, found.hits, query.max_sms_segments, found.translations
+            passages.asked, passages.hits, query.max_sms_segments, passages.translations
         )
         if composed is None:
             return _unverified(query, timings, started)
-        timings["compose_ms"] = _ms(started) - timings["retrieval_ms"]
+        timings["compose_ms"] = _ms(composing)
         return _reply(
             query,
             composed.answer,
@@ -275,13 +277,13 @@ class EvyService:
         query: EvyQuery,
         spec: ModelSpec,
         profile: str,
-        found: Passages,
+        passages: Passages,
         regions: list[str],
         timings: dict[str, float],
         started: float,
     ) -> EvyAnswer:
         """A model trusted to write answers from the passages; its sentences are checked."""
-        hits = found.shown
+        hits = passages.shown
         # One line per passage, whitespace collapsed: small models copy line breaks and
         # headings into their answer (seen with SmolLM2-135M).
         sources = "\n".join(
@@ -304,21 +306,21 @@ class EvyService:
             )
         )
         assert isinstance(reply, ChatCompletion)  # not streamed
-        passages = [f"{h.citation.title}\n{h.text}" for h in hits]
+        texts = [f"{h.citation.title}\n{h.text}" for h in hits]
         answer = _kept(
             drop_unsupported_numbers(
-                SOURCE_MARK.sub("", reply.choices[0].message.content), passages, query.message
+                SOURCE_MARK.sub("", reply.choices[0].message.content), texts, query.message
             ),
             "a phone number",
             query.node_id,
         )
         if hits:
-            checked = drop_unsupported_countries(answer, passages, query.message, regions)
+            checked = drop_unsupported_countries(answer, texts, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
         answer = without_hollow(query.message, answer)
         timings["generation_ms"] = _ms(started) - timings["retrieval_ms"]
         if not answer and hits:  # the sources' own sentences rather than nothing or a hollow one
-            return await self._extractive(query, found, timings, started)
+            return await self._extractive(query, passages, timings, started)
         if not answer:
             return _unverified(query, timings, started)
         citations = _cited(hit.citation for hit in hits)
