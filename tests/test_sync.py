@@ -413,6 +413,26 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
     assert local is not None and local["text"] == faq["text"]  # answered on the node next time
     assert node.store.faq_answer("What is the best time to plant maize?") is None
 
+    # Its source changes: the entry is withdrawn in the same write, and leaves the node with
+    # the next delta; it is not left saying what the source no longer says.
+    changed = {**water, "text": "Boil drinking water for three minutes. Store it covered."}
+    put = API.put(f"{base_url}/v1/knowledge/documents/{water['id']}", json=changed, timeout=60)
+    assert put.json()["status"] == "updated"
+    assert published() == []
+    assert API.get(f"{base_url}/v1/knowledge/documents/{faq['id']}").status_code == 404
+    node.sync()
+    assert node.store.faq_answer("How can I make water safe to drink?") is None
+    # The next asking takes it again from the source as it is now.
+    node.post("/v1/evy/query", {"node_id": node.id, "message": asked[0]})
+    started = time.monotonic()
+    while not published():
+        assert time.monotonic() - started < 60, "the entry was not taken again"
+        time.sleep(0.5)
+    assert "three minutes" in published()[0]["text"]
+    # Its source is deleted: the entry goes with it.
+    API.delete(f"{base_url}/v1/knowledge/documents/{water['id']}")
+    assert published() == []
+
 
 def test_a_simulated_fleet_stays_in_sync_through_changes_cuts_and_restarts(
     base_url: str,

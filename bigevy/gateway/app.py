@@ -484,6 +484,7 @@ def create_app(
             answer.answer_mode == "extractive",
             region,
             query.language,
+            [c.document_id for c in answer.citations],
         )
 
     @app.post(

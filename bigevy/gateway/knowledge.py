@@ -43,7 +43,13 @@ class KnowledgeBackend(Protocol):
     async def revision(self) -> int: ...
     async def maintain(self) -> list[str]: ...
     async def observe_question(
-        self, question: str, answer: str, grounded: bool, region: str, language: str
+        self,
+        question: str,
+        answer: str,
+        grounded: bool,
+        region: str,
+        language: str,
+        sources: list[str],
     ) -> list[str]: ...
 
 

@@ -3,13 +3,16 @@ keeping its best answer, so the most frequent ones can ship to the nodes as know
 
 A question joins the nearest group of its region and language when their embeddings are at
 least `similarity` apart in cosine; otherwise it starts a group. The best answer is the latest
-grounded one (cited knowledge) over any ungrounded one. Groups live in a LanceDB table next to
-the knowledge base (one per embedding model, like the chunks); the knowledge deployment, the
-one writer, owns it.
+grounded one (every sentence found in the documents it cites) over any ungrounded one, and a
+group records those documents: when one of them changes or goes, the group is withdrawn (its
+answer cleared until the next asking) and its published entry with it. Groups live in a LanceDB
+table next to the knowledge base (one per embedding model, like the chunks); the knowledge
+deployment, the one writer, owns it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets as random
 import threading
@@ -33,6 +36,17 @@ class FaqGroup:
     grounded: bool
     count: int
     last_seen: float
+    sources: tuple[str, ...] = ()  # the ids of the documents its answer was taken from
+
+    @property
+    def document_id(self) -> str:
+        return faq_document_id(self.region, self.id)
+
+
+def faq_document_id(region: str, group_id: str) -> str:
+    """The id of a group's published entry. A region may hold what an id may not ("Kisumu
+    County"): such an id once made the listing of every document fail validation on read."""
+    return f"faq/{re.sub(r'[^A-Za-z0-9._:-]+', '-', region)}/{group_id}"
 
 
 def _schema(dimensions: int) -> pa.Schema:
@@ -48,6 +62,7 @@ def _schema(dimensions: int) -> pa.Schema:
             pa.field("first_seen", pa.float64()),
             pa.field("last_seen", pa.float64()),
             pa.field("vector", pa.list_(pa.float32(), dimensions)),
+            pa.field("sources", pa.string()),  # a JSON list of document ids
         ]
     )
 
@@ -58,6 +73,8 @@ class FaqStore:
         name = "faq__" + re.sub(r"[^A-Za-z0-9_-]", "_", embedding_model)
         if name in self.db.table_names():
             self.table = self.db.open_table(name)
+            if "sources" not in self.table.schema.names:  # a table from before sources
+                self.table.add_columns({"sources": "CAST('[]' AS STRING)"})
         else:
             self.table = self.db.create_table(name, schema=_schema(dimensions))
         self._lock = threading.Lock()
@@ -71,6 +88,7 @@ class FaqStore:
         region: str,
         language: str,
         similarity: float,
+        sources: list[str],
     ) -> FaqGroup:
         """Count one more asking of `question`; the group it joined or started."""
         now = time.time()
@@ -88,7 +106,7 @@ class FaqStore:
                 better = grounded or not row["grounded"]
                 values: dict[str, Any] = {"count": row["count"] + 1, "last_seen": now}
                 if better:
-                    values.update(answer=answer, grounded=grounded)
+                    values.update(answer=answer, grounded=grounded, sources=json.dumps(sources))
                 self.table.update(where=f"id = {sql_literal(row['id'])}", values=values)
                 row = {**row, **values}
             else:
@@ -103,6 +121,7 @@ class FaqStore:
                     "first_seen": now,
                     "last_seen": now,
                     "vector": vector,
+                    "sources": json.dumps(sources),
                 }
                 self.table.add([row])
         return _group(row)
@@ -112,14 +131,44 @@ class FaqStore:
         rows = (
             self.table.search()
             .where(f"region = {sql_literal(region)}")
-            .select(
-                ["id", "region", "language", "question", "answer", "grounded", "count", "last_seen"]
-            )
+            .select(COLUMNS)
             .limit(None)
             .to_list()
         )
         rows.sort(key=lambda r: (-r["count"], -r["last_seen"], r["id"]))
         return [_group(r) for r in rows[:k]]
+
+    def withdraw_citing(self, document_ids: list[str]) -> list[FaqGroup]:
+        """The groups whose answer came from any of `document_ids`, as they were; their answers
+        are cleared, to be taken again from the new sources at the next asking."""
+        # Ids are quoted in the JSON list; "_" in an id matches any character here, which can
+        # only withdraw more, never less.
+        cited = " OR ".join(
+            f"sources LIKE {sql_literal('%' + json.dumps(i) + '%')}" for i in document_ids
+        )
+        with self._lock:
+            rows = self.table.search().where(cited).select(COLUMNS).limit(None).to_list()
+            if rows:
+                ids = ", ".join(sql_literal(r["id"]) for r in rows)
+                self.table.update(
+                    where=f"id IN ({ids})",
+                    values={"answer": "", "grounded": False, "sources": "[]"},
+                )
+        return [_group(r) for r in rows]
+
+
+#: What is read of a group (not its vector).
+COLUMNS = [
+    "id",
+    "region",
+    "language",
+    "question",
+    "answer",
+    "grounded",
+    "count",
+    "last_seen",
+    "sources",
+]
 
 
 def _group(row: dict[str, Any]) -> FaqGroup:
@@ -132,4 +181,5 @@ def _group(row: dict[str, Any]) -> FaqGroup:
         bool(row["grounded"]),
         int(row["count"]),
         float(row["last_seen"]),
+        tuple(json.loads(row.get("sources") or "[]")),
     )

@@ -8,6 +8,7 @@ blocking, so they run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,6 @@ from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.faq import FaqStore
-from bigevy.knowledge.ingest import ID_PATTERN
 from bigevy.knowledge.records import (
     DocumentIn,
     Embedded,
@@ -25,6 +25,7 @@ from bigevy.knowledge.records import (
     WriteResult,
 )
 from bigevy.knowledge.store import KnowledgeStore
+from bigevy.sentences import prose_sentences
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
@@ -109,6 +110,7 @@ class KnowledgeService:
         for (index, (_, chunks, _)), result in zip(batch, results, strict=True):
             outcomes[index] = (result, None if result.status == "unchanged" else len(chunks))
         batch.clear()
+        await self._withdraw_faq([r.id for r in results if r.status != "unchanged"])
 
     async def get(self, document_id: str) -> dict[str, Any]:
         found = await asyncio.to_thread(self.store.get, document_id)
@@ -127,6 +129,7 @@ class KnowledgeService:
         result = await asyncio.to_thread(self.store.delete, document_id)
         if result is None:
             raise NotFound(f"no document {document_id!r}", param="id")
+        await self._withdraw_faq([document_id])
         return result
 
     async def unchanged_ids(self, docs: list[DocumentIn]) -> list[str]:
@@ -143,7 +146,9 @@ class KnowledgeService:
                 f"{self.store.embedding_model!r} vectors",
                 param="embedding_model",
             )
-        return await asyncio.to_thread(self.store.upsert_many, items)
+        results = await asyncio.to_thread(self.store.upsert_many, items)
+        await self._withdraw_faq([r.id for r in results if r.status != "unchanged"])
+        return results
 
     async def reembed(self, batch: int = 64) -> int:
         """Give every live document chunks embedded by the current model, then drop other
@@ -179,17 +184,35 @@ class KnowledgeService:
         return await asyncio.to_thread(self.store.maintain)
 
     async def observe_question(
-        self, question: str, answer: str, grounded: bool, region: str, language: str
+        self,
+        question: str,
+        answer: str,
+        grounded: bool,
+        region: str,
+        language: str,
+        sources: list[str],
     ) -> list[str]:
         """Count an escalated question; publish its region's most asked ones as `faq`
         documents (so they ship to the region's nodes) and retire those no longer among them.
-        The ids of the region's published FAQ documents."""
+        The ids of the region's published FAQ documents.
+
+        `grounded` is the caller's word that `answer` is its `sources`' own sentences; it is
+        checked here against what the sources say now (one may have changed since)."""
         spec = self.spec.faq
         if self.faq is None or not spec.enabled:
             return []
+        grounded = grounded and await self._backed(answer, sources)
         vector = (await self.embed_query([question]))[0]
         group = await asyncio.to_thread(
-            self.faq.observe, question, vector, answer, grounded, region, language, spec.similarity
+            self.faq.observe,
+            question,
+            vector,
+            answer,
+            grounded,
+            region,
+            language,
+            spec.similarity,
+            sources if grounded else [],
         )
         if group.count < spec.min_count:
             return []
@@ -198,9 +221,7 @@ class KnowledgeService:
         published = [g for g in top if g.count >= spec.min_count and g.grounded]
         docs = [
             DocumentIn(
-                # A region may hold what an id may not ("Kisumu County"): such an id made the
-                # listing of every document fail validation on read.
-                id=f"faq/{ID_PATTERN.sub('-', region)}/{g.id}",
+                id=g.document_id,
                 title=g.question,
                 text=g.answer,
                 category="faq",
@@ -224,6 +245,28 @@ class KnowledgeService:
                 await asyncio.to_thread(self.store.delete, row["id"])
         return sorted(kept)
 
+    async def _backed(self, answer: str, sources: list[str]) -> bool:
+        """Whether every sentence of `answer` (an SMS: perhaps cut, perhaps without accents
+        GSM-7 lacks) is in one of the `sources` as they are now."""
+        texts = []
+        for document_id in sources:
+            found = await asyncio.to_thread(self.store.get, document_id)
+            if found is None:
+                return False
+            texts.append(_comparable(found["text"]))
+        sentences = [_comparable(s.removesuffix("...")) for s in prose_sentences(answer)]
+        return bool(sentences) and all(any(s in t for t in texts) for s in sentences)
+
+    async def _withdraw_faq(self, document_ids: list[str]) -> None:
+        """FAQ entries taken from documents that changed or went are withdrawn with them:
+        their published entry is tombstoned (the next delta removes it from nodes), and the
+        entry is taken again from the new sources at its next asking."""
+        ids = [i for i in document_ids if not i.startswith("faq/")]
+        if self.faq is None or not ids:
+            return
+        for group in await asyncio.to_thread(self.faq.withdraw_citing, ids):
+            await asyncio.to_thread(self.store.delete, group.document_id)
+
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int
     ) -> list[Hit]:
@@ -231,3 +274,9 @@ class KnowledgeService:
         return await asyncio.to_thread(
             self.store.search, vector=vector, text=query, mode=mode, filters=filters, k=k
         )
+
+
+def _comparable(text: str) -> str:
+    """Text as an SMS may carry it: lowercase, no accents, whitespace collapsed."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())
