@@ -205,6 +205,20 @@ class FaqSpec(_Strict):
     per_region: int = Field(50, ge=1, description="FAQ entries per region, most asked first.")
 
 
+class AnswerCacheSpec(_Strict):
+    """Escalations answered again from an earlier answer (bigevy/answers/cache.py)."""
+
+    enabled: bool = True
+    similarity: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Cosine from which a question is answered as an earlier one was (set on "
+        "labelled paraphrases: benchmarks/answer_cache.py).",
+    )
+    max_mb: float = Field(64, gt=0, description="Memory the cached answers may take.")
+
+
 class KnowledgeSpec(_Strict):
     """The knowledge base: where it lives, how documents are cut, who writes."""
 
@@ -230,6 +244,7 @@ class KnowledgeSpec(_Strict):
         ),
     )
     faq: FaqSpec = FaqSpec()
+    answer_cache: AnswerCacheSpec = AnswerCacheSpec()
     maintenance_interval_s: float = Field(
         60.0, gt=0, description="How often new rows are merged into the indexes (optimize)."
     )

@@ -652,6 +652,35 @@ def test_the_default_model_answers_in_the_sources_own_sentences(base_url: str) -
     assert body["timings"]["generation_ms"] == 0 and body["timings"]["compose_ms"] > 0
 
 
+def test_a_question_asked_again_is_answered_from_the_cache_until_its_source_changes(
+    base_url: str,
+) -> None:
+    goats = doc(
+        "goats-in-the-cold",
+        "Keep goats in a dry shed out of the wind on cold nights. Give them dry bedding.",
+        category="community",
+    )
+    url = f"{base_url}/v1/knowledge/documents/goats-in-the-cold"
+    assert API.put(url, json=goats, timeout=60).is_success
+    asked = "How do I keep my goats warm on cold nights?"
+    first = escalate(base_url, asked)
+    assert first["timings"]["cache_hit"] == 0.0 and "dry shed" in first["sms"]
+    # Kept after the reply; asked again, the same answer comes back without being made again.
+    wait_for(lambda: escalate(base_url, asked)["timings"]["cache_hit"] == 1.0, 30, "a cache hit")
+    again = escalate(base_url, "how do i keep my goats warm on cold nights")
+    assert again["timings"]["cache_hit"] == 1.0 and again["sms"] == first["sms"]
+    assert again["citations"] == first["citations"]
+    other = escalate(base_url, asked, max_sms_segments=2)  # another budget: made anew
+    assert other["timings"]["cache_hit"] == 0.0
+    stats = API.get(f"{base_url}/v1/knowledge/status").json()["answer_cache"]
+    assert stats["hits"] >= 2 and stats["entries"] >= 1
+    # Its source changes: the cached answer goes in the same write.
+    changed = {**goats, "text": "Bring goats into a closed shed with straw on cold nights."}
+    assert API.put(url, json=changed, timeout=60).json()["status"] == "updated"
+    fresh = escalate(base_url, asked)
+    assert fresh["timings"]["cache_hit"] == 0.0 and "straw" in fresh["sms"]
+
+
 def test_a_question_in_another_language_is_answered_from_its_translation(
     base_url: str,
 ) -> None:

@@ -115,6 +115,9 @@ class KnowledgeStatus(BaseModel):
     reembedding: dict[str, int] | None = Field(
         None, description="A re-embed in progress: documents done and still pending."
     )
+    answer_cache: dict[str, int] | None = Field(
+        None, description="Escalations answered again: entries, bytes, hits, misses (None: off)."
+    )
 
 
 class MaintenanceResult(BaseModel):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bigevy.answers.compose import Composer, Embedder
 from bigevy.answers.unverified import base_language, no_verified_answer
@@ -176,6 +178,7 @@ class EvyService:
         self.composer = Composer(embedder)
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
+        self._background: set[asyncio.Task[Any]] = set()
         gazetteer()  # read now (0.3 s), not while the first question waits
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
@@ -196,6 +199,43 @@ class EvyService:
             answer = await self._numbers(query, services, named or query.region, started)
             if answer is not None:
                 return answer
+        # Everything besides the question's words that changes an answer.
+        key = {
+            "region": query.region,
+            "named": named,
+            "language": base_language(query.language),
+            "profile": query.profile,
+            "segments": query.max_sms_segments,
+            "model": spec.id,
+            "top_k": query.top_k,
+            "max_tokens": query.max_tokens,
+        }
+        cached = await self.knowledge.backend.cached_answer(key, query.message)
+        if cached is not None:
+            return _again(cached, started)
+        asked_at = time.time()
+        answer = await self._ordinary(query, spec, profile, named, started)
+        answer.timings["cache_hit"] = 0.0
+        if answer.answer_mode != "none" and answer.citations:
+            sources = [c.document_id for c in answer.citations]
+            self._remember(key, query.message, answer.model_dump(mode="json"), sources, asked_at)
+        return answer
+
+    def _remember(self, *args: Any) -> None:
+        """`remember_answer(*args)` after the reply: the asker never waits for it."""
+        task = asyncio.create_task(self.knowledge.backend.remember_answer(*args))
+        self._background.add(task)
+        task.add_done_callback(self._remembered)
+
+    def _remembered(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("an answer was not cached: %s", task.exception())
+
+    async def _ordinary(
+        self, query: EvyQuery, spec: ModelSpec, profile: str, named: str | None, started: float
+    ) -> EvyAnswer:
+        """An answer from the knowledge base's passages, in the model's answer mode."""
         # Knowledge of the node's region, of a place the message names, and of everywhere.
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
@@ -390,6 +430,13 @@ def _reply(
         emergency_numbers=numbers or [],
         timings=timings,
     )
+
+
+def _again(cached: dict[str, Any], started: float) -> EvyAnswer:
+    """An earlier answer to the same question (bigevy/answers/cache.py), timed as this one."""
+    done = _ms(started)
+    timings = {"retrieval_ms": 0.0, "generation_ms": 0.0, "total_ms": done, "cache_hit": 1.0}
+    return EvyAnswer(**{**cached, "timings": timings})
 
 
 def _unverified(query: EvyQuery, timings: dict[str, float], started: float) -> EvyAnswer:

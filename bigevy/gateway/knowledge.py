@@ -51,6 +51,15 @@ class KnowledgeBackend(Protocol):
         language: str,
         sources: list[str],
     ) -> list[str]: ...
+    async def cached_answer(self, key: dict[str, Any], question: str) -> dict[str, Any] | None: ...
+    async def remember_answer(
+        self,
+        key: dict[str, Any],
+        question: str,
+        answer: dict[str, Any],
+        sources: list[str],
+        asked_at: float,
+    ) -> bool: ...
 
 
 #: How long the knowledge revision told to heartbeating nodes may lag a write.

@@ -12,6 +12,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
+
+from bigevy.answers.cache import AnswerCache
 from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
@@ -28,6 +31,8 @@ from bigevy.knowledge.store import KnowledgeStore
 from bigevy.sentences import prose_sentences
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
+#: How far apart the clocks of the replica that answered and this one may be (s).
+CLOCK_SKEW_S = 1.0
 
 
 def _fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +55,10 @@ class KnowledgeService:
         self.embed_query = embed_query or embed
         self.spec = spec
         self.faq = faq
+        cache = spec.answer_cache
+        self.answers = (
+            AnswerCache(int(cache.max_mb * 2**20), cache.similarity) if cache.enabled else None
+        )
         #: Progress of a running re-embed ({"done", "pending"} documents), else None.
         self.reembedding: dict[str, int] | None = None
 
@@ -110,7 +119,7 @@ class KnowledgeService:
         for (index, (_, chunks, _)), result in zip(batch, results, strict=True):
             outcomes[index] = (result, None if result.status == "unchanged" else len(chunks))
         batch.clear()
-        await self._withdraw_faq([r.id for r in results if r.status != "unchanged"])
+        await self._changed([r.id for r in results if r.status != "unchanged"])
 
     async def get(self, document_id: str) -> dict[str, Any]:
         found = await asyncio.to_thread(self.store.get, document_id)
@@ -129,7 +138,7 @@ class KnowledgeService:
         result = await asyncio.to_thread(self.store.delete, document_id)
         if result is None:
             raise NotFound(f"no document {document_id!r}", param="id")
-        await self._withdraw_faq([document_id])
+        await self._changed([document_id])
         return result
 
     async def unchanged_ids(self, docs: list[DocumentIn]) -> list[str]:
@@ -147,7 +156,7 @@ class KnowledgeService:
                 param="embedding_model",
             )
         results = await asyncio.to_thread(self.store.upsert_many, items)
-        await self._withdraw_faq([r.id for r in results if r.status != "unchanged"])
+        await self._changed([r.id for r in results if r.status != "unchanged"])
         return results
 
     async def reembed(self, batch: int = 64) -> int:
@@ -177,7 +186,36 @@ class KnowledgeService:
 
     async def stats(self) -> dict[str, Any]:
         stats = await asyncio.to_thread(self.store.stats)
-        return {**stats, "reembedding": self.reembedding}
+        answers = self.answers.stats() if self.answers else None
+        return {**stats, "reembedding": self.reembedding, "answer_cache": answers}
+
+    async def cached_answer(self, key: dict[str, Any], question: str) -> dict[str, Any] | None:
+        """An earlier answer to `question` under `key` (bigevy/answers/cache.py), if any."""
+        if self.answers is None:
+            return None
+        vector = (await self.embed_query([question]))[0]
+        return self.answers.lookup(key, np.asarray(vector, dtype=np.float32))
+
+    async def remember_answer(
+        self,
+        key: dict[str, Any],
+        question: str,
+        answer: dict[str, Any],
+        sources: list[str],
+        asked_at: float,
+    ) -> bool:
+        """Keep `answer`, taken from the documents `sources` for a question asked at
+        `asked_at` (epoch s), unless one of them changed since: a write between the answer's
+        retrieval and now would otherwise outlive the drop it made. Whether it was kept."""
+        if self.answers is None or not sources:
+            return False
+        for document_id in sources:
+            found = await asyncio.to_thread(self.store.get, document_id)
+            if found is None or found["updated_at"] >= asked_at - CLOCK_SKEW_S:
+                return False
+        vector = (await self.embed_query([question]))[0]
+        self.answers.store(key, np.asarray(vector, dtype=np.float32), answer, sources)
+        return True
 
     async def maintain(self) -> list[str]:
         """Fold new rows into the indexes now (also run on a schedule by the deployment)."""
@@ -257,15 +295,18 @@ class KnowledgeService:
         sentences = [_comparable(s.removesuffix("...")) for s in prose_sentences(answer)]
         return bool(sentences) and all(any(s in t for t in texts) for s in sentences)
 
-    async def _withdraw_faq(self, document_ids: list[str]) -> None:
-        """FAQ entries taken from documents that changed or went are withdrawn with them:
-        their published entry is tombstoned (the next delta removes it from nodes), and the
-        entry is taken again from the new sources at its next asking."""
+    async def _changed(self, document_ids: list[str]) -> None:
+        """What was taken from documents that changed or went goes with them, in the same
+        call: cached answers, and FAQ entries, whose published document is tombstoned (the next
+        delta removes it from nodes) until the next asking takes it from the new sources."""
         ids = [i for i in document_ids if not i.startswith("faq/")]
-        if self.faq is None or not ids:
+        if not ids:
             return
-        for group in await asyncio.to_thread(self.faq.withdraw_citing, ids):
-            await asyncio.to_thread(self.store.delete, group.document_id)
+        if self.answers is not None:
+            self.answers.drop_citing(ids)
+        if self.faq is not None:
+            for group in await asyncio.to_thread(self.faq.withdraw_citing, ids):
+                await asyncio.to_thread(self.store.delete, group.document_id)
 
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int
