@@ -123,6 +123,7 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         status = bigevy("status")
         assert status.returncode == 0 and "ready" in status.stdout
         assert "smollm2-135m-instruct" in status.stdout
+        assert "answer cache: " in status.stdout and " misses (" in status.stdout
 
         # Ray's own tools reach bigEVY's Ray with what `bigevy ray-env` exports (the README's
         # `eval "$(bigevy ray-env)"; serve status`); without it, Ray refuses them.

@@ -265,6 +265,15 @@ def status(url: UrlOption = None) -> None:
             memory,
         )
     console.print(table)
+    knowledge = _call("GET", f"{base}/v1/knowledge/status", timeout=10)
+    cache = knowledge.json().get("answer_cache") if knowledge.status_code == 200 else None
+    if cache:
+        asked = cache["hits"] + cache["misses"]
+        rate = f"{cache['hits'] / asked:.0%}" if asked else "-"
+        console.print(
+            f"answer cache: {cache['hits']} hits, {cache['misses']} misses ({rate}), "
+            f"{cache['entries']} answers, {cache['bytes'] / 2**20:.1f} MB"
+        )
     if not is_ready:
         raise typer.Exit(1)
 
