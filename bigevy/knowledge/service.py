@@ -209,10 +209,9 @@ class KnowledgeService:
         retrieval and now would otherwise outlive the drop it made. Whether it was kept."""
         if self.answers is None or not sources:
             return False
-        for document_id in sources:
-            found = await asyncio.to_thread(self.store.get, document_id)
-            if found is None or found["updated_at"] >= asked_at - CLOCK_SKEW_S:
-                return False
+        found = await self._now(sources)
+        if found is None or any(d["updated_at"] >= asked_at - CLOCK_SKEW_S for d in found):
+            return False
         vector = (await self.embed_query([question]))[0]
         self.answers.store(key, np.asarray(vector, dtype=np.float32), answer, sources)
         return True
@@ -286,14 +285,17 @@ class KnowledgeService:
     async def _backed(self, answer: str, sources: list[str]) -> bool:
         """Whether every sentence of `answer` (an SMS: perhaps cut, perhaps without accents
         GSM-7 lacks) is in one of the `sources` as they are now."""
-        texts = []
-        for document_id in sources:
-            found = await asyncio.to_thread(self.store.get, document_id)
-            if found is None:
-                return False
-            texts.append(_comparable(found["text"]))
+        found = await self._now(sources)
+        if not found:
+            return False
+        texts = [_comparable(d["text"]) for d in found]
         sentences = [_comparable(s.removesuffix("...")) for s in prose_sentences(answer)]
         return bool(sentences) and all(any(s in t for t in texts) for s in sentences)
+
+    async def _now(self, document_ids: list[str]) -> list[dict[str, Any]] | None:
+        """The documents as they are now; None if one of them is gone."""
+        found = [await asyncio.to_thread(self.store.get, i) for i in document_ids]
+        return None if any(d is None for d in found) else found
 
     async def _changed(self, document_ids: list[str]) -> None:
         """What was taken from documents that changed or went goes with them, in the same
