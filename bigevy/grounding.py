@@ -87,6 +87,48 @@ def drop_unsupported_numbers(answer: str, sources: Iterable[str], asked: str = "
     )
 
 
+#: Number words of the languages nodes escalate in, as digits: "twenty minutes" says 20.
+NUMBER_WORDS = {
+    **dict.fromkeys(["one", "un", "une", "uno", "una", "um", "uma", "moja"], "1"),
+    **dict.fromkeys(["two", "deux", "dos", "dois", "duas", "mbili"], "2"),
+    **dict.fromkeys(["three", "trois", "tres", "três", "tatu"], "3"),
+    **dict.fromkeys(["four", "quatre", "cuatro", "quatro", "nne"], "4"),
+    **dict.fromkeys(["five", "cinq", "cinco", "tano"], "5"),
+    **dict.fromkeys(["six", "seis", "sita"], "6"),
+    **dict.fromkeys(["seven", "sept", "siete", "sete", "saba"], "7"),
+    **dict.fromkeys(["eight", "huit", "ocho", "oito", "nane"], "8"),
+    **dict.fromkeys(["nine", "neuf", "nueve", "nove", "tisa"], "9"),
+    **dict.fromkeys(["ten", "dix", "diez", "dez", "kumi"], "10"),
+    **dict.fromkeys(["twelve", "douze", "doce", "doze"], "12"),
+    **dict.fromkeys(["fifteen", "quinze", "quince"], "15"),
+    **dict.fromkeys(["twenty", "vingt", "veinte", "vinte", "ishirini"], "20"),
+    **dict.fromkeys(["thirty", "trente", "treinta", "trinta", "thelathini"], "30"),
+    **dict.fromkeys(["hundred", "cent", "cien", "cem", "mia"], "100"),
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b")
+#: "1" as an article or pronoun ("one of them", "un enfant") says no quantity.
+_NOT_A_QUANTITY = {"1"}
+
+
+def quantities(text: str) -> set[str]:
+    """The numbers `text` gives, as digits: written in digits (each run of digits, so "1.5"
+    gives 1 and 5, "112/999" both), or as a number word above one."""
+    found = set(_DIGIT_RUN.findall(text))
+    words = {NUMBER_WORDS[w] for w in _NUMBER_WORD.findall(text.lower())}
+    return found | (words - _NOT_A_QUANTITY)
+
+
+def drop_unsupported_quantities(answer: str, sources: Iterable[str]) -> Checked:
+    """`answer` without the sentences that give a number none of `sources` gives: a dose, a
+    time, a duration, a distance, a date or a phone number. A model restating "boil for 1
+    minute" as "boil for 10 minutes" changes what a person does; the sources' own numbers
+    (as digits or number words) are the only ones an answer may give."""
+    given: set[str] = set()
+    for source in sources:
+        given |= quantities(source)
+    return _drop(answer, lambda text: not quantities(unmarked(text)) <= given)
+
+
 def drop_unsupported_countries(
     answer: str, sources: Iterable[str], asked: str, regions: Iterable[str] = ()
 ) -> Checked:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from bigevy.gateway.evy import SOURCE_MARK, echoes, lead, verdict_only, without_hollow
-from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers, phone_numbers
+from bigevy.grounding import (
+    drop_unsupported_countries,
+    drop_unsupported_numbers,
+    drop_unsupported_quantities,
+    phone_numbers,
+    quantities,
+)
 from bigevy.sms import fit_sms
 
 STARTER = [
@@ -157,3 +163,18 @@ def test_the_question_said_back_before_the_answer_is_taken_out() -> None:
     # A lead-in in the question's words introduces the answer, and stays with it.
     listed = "The signs of malaria are:\n- Fever\n- Chills and headache"
     assert without_hollow("what are the signs of malaria", listed) == listed
+
+
+def test_a_quantity_no_source_gives_takes_its_sentence_out() -> None:
+    """A model restating "boil for 1 minute" as "10 minutes" changes what a person does."""
+    source = ["Boil clear water for 1 minute (3 minutes at high altitude), let it cool covered."]
+    answer = "Boil the water for one minute. Boil it for 10 minutes to be safe. Let it cool."
+    checked = drop_unsupported_quantities(answer, source)
+    assert checked.dropped == ["Boil it for 10 minutes to be safe."]
+    assert checked.text == "Boil the water for one minute. Let it cool."
+    # Number words count as the digits they say, in the languages nodes ask in.
+    assert drop_unsupported_quantities("Hervir tres minutos.", source).dropped == []
+    assert drop_unsupported_quantities("Chemsha dakika kumi.", source).dropped == [
+        "Chemsha dakika kumi."
+    ]
+    assert quantities("un enfant de deux ans, 6 cuillères") == {"2", "6"}  # "un" is no amount

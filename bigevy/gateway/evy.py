@@ -29,7 +29,7 @@ from bigevy.errors import NotFound
 from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_asked
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
-from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_numbers
+from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_quantities
 from bigevy.knowledge.taxonomy import SOURCES
 from bigevy.passages import on_topic
 from bigevy.places import gazetteer, region_named
@@ -348,10 +348,10 @@ class EvyService:
         assert isinstance(reply, ChatCompletion)  # not streamed
         texts = [f"{h.citation.title}\n{h.text}" for h in hits]
         answer = _kept(
-            drop_unsupported_numbers(
-                SOURCE_MARK.sub("", reply.choices[0].message.content), texts, query.message
+            drop_unsupported_quantities(
+                SOURCE_MARK.sub("", reply.choices[0].message.content), texts
             ),
-            "a phone number",
+            "a number",
             query.node_id,
         )
         if hits:
