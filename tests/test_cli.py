@@ -110,7 +110,7 @@ def test_up_chat_status_down(tmp_path: Path, other_ray: int) -> None:
         snakes = "Je, ninawezaje kujikinga na nyoka shambani?"  # Swahili: safe from snakes
         swahili = bigevy("ask", snakes, "--language", "sw", "--profile", "sms")
         assert swahili.returncode == 0, swahili.stdout + swahili.stderr
-        assert "(snakebite)" in swahili.stdout
+        assert "(sw/snakebite)" in swahili.stdout  # the Swahili translation's own words
 
         urgent = bigevy("ask", "HELP house on fire kids inside", "--region", "KE")
         assert urgent.returncode == 0, urgent.stdout + urgent.stderr

@@ -131,7 +131,8 @@ class Composer:
         candidates = source_sentences(hits, translations)
         if not candidates:
             return None
-        question_vector, vectors = await self._embed(question, [c.scored for c in candidates])
+        found = await self.embed([question, *(c.scored for c in candidates)])
+        question_vector, vectors = found[0], found[1:]
         cosine = vectors @ question_vector
         relevance = cosine + [_prior(c) for c in candidates]
         ranked = [
@@ -151,16 +152,19 @@ class Composer:
         sms_text = fit_sms(_read(sms), max_segments).text
         return Composed(answer=_read(answer), sms=sms_text, sentences=_reading(answer))
 
-    async def _embed(self, question: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """The vectors of `texts`, one row each; a text among the `CACHED_SENTENCES` most
+        recently embedded is not embedded again."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        found, _ = await self.embedder.embed([question, *missing])
-        for text, vector in zip(missing, found[1:], strict=True):
-            self._vectors[text] = vector
+        if missing:
+            found, _ = await self.embedder.embed(missing)
+            self._vectors.update(zip(missing, found, strict=True))
         for text in texts:
             self._vectors.move_to_end(text)
+        rows = np.stack([self._vectors[t] for t in texts])
         while len(self._vectors) > CACHED_SENTENCES:
             self._vectors.popitem(last=False)
-        return found[0], np.stack([self._vectors[t] for t in texts])
+        return rows
 
 
 def _prior(sentence: SourceSentence) -> float:

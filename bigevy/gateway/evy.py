@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bigevy.answers.compose import Composer, Embedder
+from bigevy.answers.support import SupportCheck
 from bigevy.answers.unverified import base_language, no_verified_answer
 from bigevy.api.knowledge import (
     AnswerMode,
@@ -176,6 +177,7 @@ class EvyService:
         self.llm = llm
         self.knowledge = knowledge
         self.composer = Composer(embedder)
+        self.support = SupportCheck(self.composer.embed)  # sharing its cache of sentences
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
         self._background: set[asyncio.Task[Any]] = set()
@@ -358,13 +360,44 @@ class EvyService:
             checked = drop_unsupported_countries(answer, texts, query.message, regions)
             answer = _kept(checked, "a country", query.node_id)
         answer = without_hollow(query.message, answer)
+        backed: list[AnswerSentence] = []
+        if hits and answer:
+            answer, backed = await self._backed(answer, hits, query.node_id)
         timings["generation_ms"] = _ms(started) - timings["retrieval_ms"]
         if not answer and hits:  # the sources' own sentences rather than nothing or a hollow one
             return await self._extractive(query, passages, timings, started)
         if not answer:
             return _unverified(query, timings, started)
-        citations = _cited(hit.citation for hit in hits)
-        return _reply(query, answer, citations, _finished(timings, started), model=reply.model)
+        # The documents that back a kept sentence, and no other.
+        cited = {s.document_id for s in backed}
+        citations = _cited(h.citation for h in hits if h.citation.document_id in cited)
+        return _reply(
+            query,
+            answer,
+            citations,
+            _finished(timings, started),
+            model=reply.model,
+            sentences=backed,
+        )
+
+    async def _backed(
+        self, answer: str, hits: list[SearchHit], node_id: str
+    ) -> tuple[str, list[AnswerSentence]]:
+        """`answer` without the sentences its passages do not back (bigevy/answers/support.py),
+        and each kept sentence with the document that backs it."""
+        split = sentences(answer)
+        found = await self.support.supported([s.text for s in split], [h.text for h in hits])
+        kept = [(s, hits[i]) for s, i in zip(split, found, strict=True) if i is not None]
+        if len(kept) < len(split):
+            log.warning(
+                "dropped %d sentence(s) the sources do not back (node %s)",
+                len(split) - len(kept),
+                node_id,
+            )
+        text = join(s for s, _ in kept)
+        return text, [
+            AnswerSentence(text=s.text, document_id=h.citation.document_id) for s, h in kept
+        ]
 
     async def _numbers(
         self, query: EvyQuery, services: tuple[str, ...], region: str | None, started: float
