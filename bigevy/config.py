@@ -210,11 +210,18 @@ class AnswerCacheSpec(_Strict):
 
     enabled: bool = True
     similarity: float = Field(
-        0.95,
+        0.7,
         gt=0,
         le=1,
-        description="Cosine from which a question is answered as an earlier one was (set on "
-        "labelled paraphrases: benchmarks/answer_cache.py).",
+        description="Cosine from which a question may be answered as an earlier one was (set "
+        "on labelled paraphrases: benchmarks/answer_cache.py).",
+    )
+    word_overlap: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of content words two questions must share as well (Jaccard; 1: "
+        "the same words): the cosine alone takes 'police number' for 'ambulance number'.",
     )
     max_mb: float = Field(64, gt=0, description="Memory the cached answers may take.")
 

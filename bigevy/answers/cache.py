@@ -3,9 +3,14 @@
 Many nodes escalate the same few questions ("how do I make water safe to drink", "how to make
 water safe for drinking?"). An escalation that matches an earlier one is answered with that
 answer, without retrieval, the composer or a model. A match needs the same key (region, place
-named, language, profile, SMS budget and model: each changes the answer) and an embedding
-cosine of at least `similarity` between the questions, a threshold set on labelled paraphrases
-(benchmarks/answer_cache.py).
+named, language, profile, SMS budget and model: each changes the answer), an embedding cosine of
+at least `similarity` between the questions, and most of the same words (`word_overlap`, the
+Jaccard index of their content words: accents, case, order and small words aside). The cosine
+alone cannot tell "ambulance number in Kenya" from "police number in Kenya", nor "2 drops"
+from "4 drops" (all-MiniLM-L6-v2 puts such siblings above 0.92); the words can. Both thresholds
+were set on labelled paraphrases with near-miss siblings (benchmarks/answer_cache.py) so that
+no sibling was taken for a rewording: the cache catches repeats and light rewordings, not
+paraphrases in other words.
 
 An answer stays only while its sources do: the cache lives beside the knowledge base's one
 writer, which drops every answer citing a document in the same call that changes or deletes
@@ -17,7 +22,9 @@ the least recently used answers go first.
 from __future__ import annotations
 
 import json
+import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,20 +32,41 @@ from typing import Any
 
 import numpy as np
 
+from bigevy.answers.support import NEGATIONS
+
+_WORDS = re.compile(r"[^\W\d_]+|\d+")
+
+
+def content_words(text: str) -> frozenset[str]:
+    """A question's words that carry its meaning: folded (case, accents), each by its first five
+    letters ("mosquitos", "mosquito"); words of one or two letters left out, but not numbers
+    nor negations ("no dar agua" asks the opposite of "dar agua")."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return frozenset(
+        w[:5] for w in _WORDS.findall(folded) if len(w) > 2 or w.isdigit() or w in NEGATIONS
+    )
+
+
+def word_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
 
 @dataclass(frozen=True)
 class _Entry:
     key: str
     vector: np.ndarray
+    words: frozenset[str]
     answer: dict[str, Any]
     sources: frozenset[str]
     size: int
 
 
 class AnswerCache:
-    def __init__(self, max_bytes: int, similarity: float) -> None:
+    def __init__(self, max_bytes: int, similarity: float, overlap: float) -> None:
         self.max_bytes = max_bytes
         self.similarity = similarity
+        self.overlap = overlap
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._next = 0
         self._bytes = 0
@@ -46,12 +74,16 @@ class AnswerCache:
         self.misses = 0
         self._lock = threading.Lock()  # lookups and writes come from the replica's threads
 
-    def lookup(self, key: dict[str, Any], vector: np.ndarray) -> dict[str, Any] | None:
+    def lookup(
+        self, key: dict[str, Any], question: str, vector: np.ndarray
+    ) -> dict[str, Any] | None:
         """The answer to the closest earlier question under `key`, if close enough."""
-        wanted = _key(key)
+        wanted, words = _key(key), content_words(question)
         with self._lock:
             scores = [
-                (float(e.vector @ vector), i) for i, e in self._entries.items() if e.key == wanted
+                (float(e.vector @ vector), i)
+                for i, e in self._entries.items()
+                if e.key == wanted and word_overlap(e.words, words) >= self.overlap
             ]
             score, best = max(scores, default=(-1.0, -1))
             if score < self.similarity:
@@ -64,15 +96,16 @@ class AnswerCache:
     def store(
         self,
         key: dict[str, Any],
+        question: str,
         vector: np.ndarray,
         answer: dict[str, Any],
         sources: Iterable[str],
     ) -> None:
-        """Keep `answer` (taken from the documents `sources`) for `key`'s questions like this
-        one; the least recently used go while the cache is over its size."""
+        """Keep `answer` (taken from the documents `sources`) for `key`'s questions like
+        `question`; the least recently used go while the cache is over its size."""
         vector = np.asarray(vector, dtype=np.float32)
-        size = vector.nbytes + len(json.dumps(answer)) + 200  # 200: the entry's own overhead
-        entry = _Entry(_key(key), vector, answer, frozenset(sources), size)
+        size = vector.nbytes + len(json.dumps(answer)) + len(question) + 300  # 300: overhead
+        entry = _Entry(_key(key), vector, content_words(question), answer, frozenset(sources), size)
         with self._lock:
             self._entries[self._next] = entry
             self._next += 1

@@ -57,7 +57,9 @@ class KnowledgeService:
         self.faq = faq
         cache = spec.answer_cache
         self.answers = (
-            AnswerCache(int(cache.max_mb * 2**20), cache.similarity) if cache.enabled else None
+            AnswerCache(int(cache.max_mb * 2**20), cache.similarity, cache.word_overlap)
+            if cache.enabled
+            else None
         )
         #: Progress of a running re-embed ({"done", "pending"} documents), else None.
         self.reembedding: dict[str, int] | None = None
@@ -194,7 +196,7 @@ class KnowledgeService:
         if self.answers is None:
             return None
         vector = (await self.embed_query([question]))[0]
-        return self.answers.lookup(key, np.asarray(vector, dtype=np.float32))
+        return self.answers.lookup(key, question, np.asarray(vector, dtype=np.float32))
 
     async def remember_answer(
         self,
@@ -213,7 +215,7 @@ class KnowledgeService:
         if found is None or any(d["updated_at"] >= asked_at - CLOCK_SKEW_S for d in found):
             return False
         vector = (await self.embed_query([question]))[0]
-        self.answers.store(key, np.asarray(vector, dtype=np.float32), answer, sources)
+        self.answers.store(key, question, np.asarray(vector, dtype=np.float32), answer, sources)
         return True
 
     async def maintain(self) -> list[str]:
