@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from bigevy.edge.errors import EdgeError
 from bigevy.edge.knowledge import EdgeKnowledge, PackageRejected
 from bigevy.edge.simulator import simulate
 from bigevy.edge.sync import SyncResult, sync_knowledge
-from tests.conftest import API, ServeCluster, enroll
+from tests.conftest import API, BIGEVY, ServeCluster, enroll, new_key
 
 FAST = RetryPolicy(attempts=2, base_s=0.05, cap_s=1.0)
 
@@ -359,7 +361,9 @@ def test_contributed_knowledge_waits_for_review(base_url: str, tmp_path: Path) -
     assert admin.status_code == 403  # only a node contributes, as itself
 
 
-def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_path: Path) -> None:
+def test_a_frequent_question_ships_to_its_region_as_an_faq(
+    base_url: str, settings: Settings, tmp_path: Path
+) -> None:
     # A region with a space is valid at enrolment; an FAQ id built from it once made every
     # listing of documents answer 500.
     node = Node(base_url, tmp_path, "faq-1", "Faq Town")
@@ -429,6 +433,34 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(base_url: str, tmp_pa
         assert time.monotonic() - started < 60, "the entry was not taken again"
         time.sleep(0.5)
     assert "three minutes" in published()[0]["text"]
+    # Operators see each entry with its sources, and can take one back at once.
+    entries = API.get(f"{base_url}/v1/faq", params={"region": "Faq Town"}).json()["data"]
+    (entry,) = [e for e in entries if e["published"]]
+    assert entry["grounded"] and entry["sources"] == [water["id"]]
+    (maize,) = [e for e in entries if not e["published"]]  # counted, never backed
+    assert maize["count"] == 3 and not maize["grounded"] and maize["sources"] == []
+    env = {**os.environ, "BIGEVY_API_KEY": API.key, "COLUMNS": "200"}
+    listed = subprocess.run(
+        [BIGEVY, "faq", "list", "--region", "Faq Town", "--url", base_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0 and entry["id"] in listed.stdout, listed.stdout
+    withdraw = f"{base_url}/v1/faq/{entry['id']}/withdraw"
+    reader = {"Authorization": f"Bearer {new_key(settings, 'reader')}"}
+    assert httpx.post(withdraw, headers=reader, timeout=30).status_code == 403
+    withdrawn = subprocess.run(
+        [BIGEVY, "faq", "withdraw", entry["id"], "--url", base_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert withdrawn.returncode == 0, withdrawn.stdout
+    assert published() == [] and not API.get(f"{base_url}/v1/faq/{entry['id']}").json()["published"]
+    assert API.get(f"{base_url}/v1/faq/no-such-entry").status_code == 404
     # Its source is deleted: the entry goes with it.
     API.delete(f"{base_url}/v1/knowledge/documents/{water['id']}")
     assert published() == []

@@ -1013,6 +1013,55 @@ def review_reject(
     console.print(f"rejected {done['id']}", markup=False)
 
 
+faq_app = typer.Typer(
+    help="FAQ entries built from frequent escalations, shipped to their region's nodes.",
+    no_args_is_help=True,
+)
+app.add_typer(faq_app, name="faq")
+
+
+@faq_app.command("list")
+def faq_list(
+    region: Annotated[str | None, typer.Option(help="One region's entries.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Entries, most asked first: whether each is published, and from which documents."""
+    params = {"region": region} if region else {}
+    reply = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/faq", params=params))
+    table = Table("id", "region", "lang", "asked", "published", "question", "sources")
+    for e in reply["data"]:
+        table.add_row(
+            e["id"],
+            e["region"],
+            e["language"],
+            str(e["count"]),
+            "yes" if e["published"] else "no",
+            e["question"],
+            ", ".join(e["sources"]) or "-",
+        )
+    console.print(table)
+
+
+@faq_app.command("show")
+def faq_show(entry_id: str, url: UrlOption = None) -> None:
+    """One entry, with the SMS nodes answer it with."""
+    e = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/faq/{entry_id}"))
+    state = "published" if e["published"] else "not published"
+    console.print(
+        f"{e['question']}  ({e['region']}, {e['language']}, asked {e['count']}x, {state})",
+        markup=False,
+    )
+    console.print(e["answer"] or "(no answer: withdrawn, or not backed by sources)", markup=False)
+    console.print(f"sources: {', '.join(e['sources']) or '-'}", markup=False)
+
+
+@faq_app.command("withdraw")
+def faq_withdraw(entry_id: str, url: UrlOption = None) -> None:
+    """Take an entry back from the nodes now (rebuilt from its sources when next asked)."""
+    _json_or_exit(_call("POST", f"{_base_url(url)}/v1/faq/{entry_id}/withdraw"))
+    console.print(f"withdrawn {entry_id}", markup=False)
+
+
 @nodes_app.command("revoke")
 def nodes_revoke(node_id: str, url: UrlOption = None) -> None:
     """The node and its keys stop working at once; its history is kept."""

@@ -59,6 +59,7 @@ from bigevy.gateway.bodylimit import BodyLimit
 from bigevy.gateway.contributions import add_contribution_routes
 from bigevy.gateway.embeddings import EmbeddingService
 from bigevy.gateway.evy import EvyService
+from bigevy.gateway.faq import add_faq_routes
 from bigevy.gateway.fleet import IdempotencyKey, add_fleet_routes, caller_of, claim_or_replay
 from bigevy.gateway.gate import DeploymentGate
 from bigevy.gateway.knowledge import KnowledgeGateway
@@ -207,6 +208,7 @@ def create_app(
 
     add_alert_routes(app.router, hub, node_region)
     add_contribution_routes(app.router, ContributionQueue(fleet), knowledge)
+    add_faq_routes(app.router, knowledge)
 
     @app.get(
         "/v1/connectors",

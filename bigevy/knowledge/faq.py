@@ -138,6 +138,31 @@ class FaqStore:
         rows.sort(key=lambda r: (-r["count"], -r["last_seen"], r["id"]))
         return [_group(r) for r in rows[:k]]
 
+    def entries(self, region: str | None, limit: int) -> list[FaqGroup]:
+        """Groups (of one region, or all), most asked first."""
+        query = self.table.search()
+        if region is not None:
+            query = query.where(f"region = {sql_literal(region)}")
+        rows = query.select(COLUMNS).limit(None).to_list()
+        rows.sort(key=lambda r: (-r["count"], -r["last_seen"], r["id"]))
+        return [_group(r) for r in rows[:limit]]
+
+    def entry(self, group_id: str) -> FaqGroup | None:
+        where = f"id = {sql_literal(group_id)}"
+        rows = self.table.search().where(where).select(COLUMNS).limit(1).to_list()
+        return _group(rows[0]) if rows else None
+
+    def withdraw(self, group_id: str) -> FaqGroup | None:
+        """Clear one group's answer (an operator's call); the group as it was, if it exists."""
+        found = self.entry(group_id)
+        if found is not None:
+            with self._lock:
+                self.table.update(
+                    where=f"id = {sql_literal(group_id)}",
+                    values={"answer": "", "grounded": False, "sources": "[]"},
+                )
+        return found
+
     def withdraw_citing(self, document_ids: list[str]) -> list[FaqGroup]:
         """The groups whose answer came from any of `document_ids`, as they were; their answers
         are cleared, to be taken again from the new sources at the next asking."""

@@ -8,6 +8,7 @@ blocking, so they run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +19,7 @@ from bigevy.answers.cache import AnswerCache
 from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
-from bigevy.knowledge.faq import FaqStore
+from bigevy.knowledge.faq import FaqGroup, FaqStore
 from bigevy.knowledge.records import (
     DocumentIn,
     Embedded,
@@ -283,6 +284,32 @@ class KnowledgeService:
             if row["id"] not in kept:
                 await asyncio.to_thread(self.store.delete, row["id"])
         return sorted(kept)
+
+    async def faq_entries(self, region: str | None, limit: int) -> list[dict[str, Any]]:
+        """FAQ groups, most asked first, each with whether it is published to nodes now."""
+        if self.faq is None:
+            return []
+        groups = await asyncio.to_thread(self.faq.entries, region, limit)
+        return [await self._faq_view(g) for g in groups]
+
+    async def faq_entry(self, group_id: str) -> dict[str, Any]:
+        group = None if self.faq is None else await asyncio.to_thread(self.faq.entry, group_id)
+        if group is None:
+            raise NotFound(f"no FAQ entry {group_id!r}", param="id")
+        return await self._faq_view(group)
+
+    async def withdraw_faq(self, group_id: str) -> dict[str, Any]:
+        """An operator takes an entry back: its answer is cleared (taken again from the sources
+        at its next asking) and its published document tombstoned, so nodes drop it."""
+        group = None if self.faq is None else await asyncio.to_thread(self.faq.withdraw, group_id)
+        if group is None:
+            raise NotFound(f"no FAQ entry {group_id!r}", param="id")
+        await asyncio.to_thread(self.store.delete, group.document_id)
+        return await self.faq_entry(group_id)
+
+    async def _faq_view(self, group: FaqGroup) -> dict[str, Any]:
+        published = await asyncio.to_thread(self.store.get, group.document_id)
+        return {**dataclasses.asdict(group), "published": published is not None}
 
     async def _backed(self, answer: str, sources: list[str]) -> bool:
         """Whether every sentence of `answer` (an SMS: perhaps cut, perhaps without accents
