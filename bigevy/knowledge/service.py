@@ -317,8 +317,8 @@ class KnowledgeService:
         found = await self._now(sources)
         if not found:
             return False
-        texts = [_comparable(d["text"]) for d in found]
-        sentences = [_comparable(s.removesuffix("...")) for s in prose_sentences(answer)]
+        texts = [comparable(d["text"]) for d in found]
+        sentences = [comparable(s.removesuffix("...")) for s in prose_sentences(answer)]
         return bool(sentences) and all(any(s in t for t in texts) for s in sentences)
 
     async def _now(self, document_ids: list[str]) -> list[dict[str, Any]] | None:
@@ -348,7 +348,7 @@ class KnowledgeService:
         )
 
 
-def _comparable(text: str) -> str:
+def comparable(text: str) -> str:
     """Text as an SMS may carry it: lowercase, no accents, whitespace collapsed."""
     plain = unicodedata.normalize("NFKD", text.lower())
     return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())
