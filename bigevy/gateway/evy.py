@@ -1,4 +1,7 @@
-"""Answering a lilEVY escalation: retrieve, ground the prompt, generate, fit the SMS."""
+"""Answering a lilEVY escalation: an emergency or a service's number from the knowledge base at
+once; else an earlier answer to the same question (the cache), or the passages about it,
+answered in the model's mode (extractive: their own sentences; generative: the model's, each
+checked against them), fitted to the SMS; nothing vetted about it: "no verified answer"."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from bigevy.passages import on_topic
 from bigevy.places import gazetteer, region_named
 from bigevy.sentences import join, sentences
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import cut_prose, fit_sms
+from bigevy.sms import fit_sms
 from bigevy.triage import Triage, topics_named, triage
 
 log = logging.getLogger(__name__)
@@ -64,12 +67,6 @@ LANGUAGE_NAMES = {
 SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
 #: `model` of an answer taken from the knowledge base without a language model.
 KNOWLEDGE_BASE = "knowledge-base"
-
-
-def lead(text: str, limit: int) -> str:
-    """The whole sentences `text` opens with, as prose, up to `limit` characters (else its
-    first words)."""
-    return cut_prose(text, lambda candidate: len(candidate) <= limit)[0]
 
 
 _WORD = re.compile(r"[^\W_]+")
