@@ -5,7 +5,6 @@ checked against them), fitted to the SMS; nothing vetted about it: "no verified 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -30,6 +29,7 @@ from bigevy.api.knowledge import (
 from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
 from bigevy.config import ModelSpec
 from bigevy.errors import NotFound
+from bigevy.gateway.background import BackgroundTasks
 from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_asked
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.service import OpenAIService
@@ -177,7 +177,7 @@ class EvyService:
         self.support = SupportCheck(self.composer.embed)  # sharing its cache of sentences
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyResponder(knowledge)
-        self._background: set[asyncio.Task[Any]] = set()
+        self._caching = BackgroundTasks("caching an answer")  # after the reply, not before
         gazetteer()  # read now (0.3 s), not while the first question waits
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
@@ -217,19 +217,12 @@ class EvyService:
         answer.timings["cache_hit"] = 0.0
         if answer.answer_mode != "none" and answer.citations:
             sources = [c.document_id for c in answer.citations]
-            self._remember(key, query.message, answer.model_dump(mode="json"), sources, asked_at)
+            self._caching.start(
+                self.knowledge.backend.remember_answer(
+                    key, query.message, answer.model_dump(mode="json"), sources, asked_at
+                )
+            )
         return answer
-
-    def _remember(self, *args: Any) -> None:
-        """`remember_answer(*args)` after the reply: the asker never waits for it."""
-        task = asyncio.create_task(self.knowledge.backend.remember_answer(*args))
-        self._background.add(task)
-        task.add_done_callback(self._remembered)
-
-    def _remembered(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("an answer was not cached: %s", task.exception())
 
     async def _ordinary(
         self, query: EvyQuery, spec: ModelSpec, profile: str, named: str | None, started: float
