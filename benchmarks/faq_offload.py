@@ -41,8 +41,7 @@ from local_serve import HEADERS, start_serve
 from bigevy.config import Settings
 from bigevy.edge.simulator import simulate
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
-from bigevy.knowledge.service import comparable
-from bigevy.sentences import prose_sentences
+from bigevy.sentences import comparable, prose_sentences
 
 DATA = Path(__file__).resolve().parent / "data" / "answer_quality.jsonl"
 

@@ -11,6 +11,7 @@ SmolLM2-135M).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -135,3 +136,10 @@ def unmarked(sentence: str) -> str:
 
 def prose(text: str) -> str:
     return " ".join(prose_sentences(text))
+
+
+def comparable(text: str) -> str:
+    """Text as compared with what an SMS may carry: lowercase, without accents (an SMS drops
+    those GSM-7 lacks), whitespace collapsed."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())

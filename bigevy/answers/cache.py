@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from bigevy.answers.support import NEGATIONS
+from bigevy.sentences import comparable
 
 _WORDS = re.compile(r"[^\W\d_]+|\d+")
 
@@ -41,8 +41,7 @@ def content_words(text: str) -> frozenset[str]:
     """A question's words that carry its meaning: folded (case, accents), each by its first five
     letters ("mosquitos", "mosquito"); words of one or two letters left out, but not numbers
     nor negations ("no dar agua" asks the opposite of "dar agua")."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = comparable(text)
     return frozenset(
         w[:5] for w in _WORDS.findall(folded) if len(w) > 2 or w.isdigit() or w in NEGATIONS
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from bigevy.knowledge.records import (
     WriteResult,
 )
 from bigevy.knowledge.store import KnowledgeStore
-from bigevy.sentences import prose_sentences
+from bigevy.sentences import comparable, prose_sentences
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 #: How far apart the clocks of the replica that answered and this one may be (s).
@@ -346,9 +345,3 @@ class KnowledgeService:
         return await asyncio.to_thread(
             self.store.search, vector=vector, text=query, mode=mode, filters=filters, k=k
         )
-
-
-def comparable(text: str) -> str:
-    """Text as an SMS may carry it: lowercase, no accents, whitespace collapsed."""
-    plain = unicodedata.normalize("NFKD", text.lower())
-    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())
