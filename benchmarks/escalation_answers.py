@@ -5,16 +5,16 @@ embedded defaults (SmolLM2-135M, the starter knowledge pack).
     .venv/bin/python benchmarks/escalation_answers.py [--limit N] [--workdir DIR]
 
 Reported, per language and overall: answers with no citation (nothing retrieved; since the
-eleventh session also nothing about the question, `bigevy.passages`), answers
+eleventh session also nothing about the question, `bigevy.answers.passages`), answers
 taken from the knowledge base instead of the model, SMS under 20 characters (a "1."), SMS with
 a list's marker left in ("1.", "- "), SMS with a "[n]" source mark, and answers or SMS with a
 sentence giving a phone number that none of their cited documents gives (the test
-`bigevy.grounding` applies to every answer since the tenth session, here against the cited
+`bigevy.answers.grounding` applies to every answer since the tenth session, here against the cited
 documents' whole text), answers citing another region's document (its region neither
 global nor the country of a place the message names: the benchmark sends no region, as a node
 enrolled without one would), and answers with citations and a sentence naming a country that
 neither the message nor the cited documents (nor their regions) name, and answers that are a
-bare yes or no (`bigevy.gateway.evy.verdict_only`). Run it on two commits to
+bare yes or no (`bigevy.answers.hollow.verdict_only`). Run it on two commits to
 see what a change does; quality figures, not timings, so machine load does not matter.
 """
 
@@ -34,11 +34,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from local_serve import HEADERS, start_serve
 
+from bigevy.answers.grounding import drop_unsupported_countries, drop_unsupported_numbers
+from bigevy.answers.hollow import verdict_only
+from bigevy.answers.places import region_named
 from bigevy.config import Settings
-from bigevy.gateway.evy import verdict_only
-from bigevy.grounding import drop_unsupported_countries, drop_unsupported_numbers
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
-from bigevy.places import region_named
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_messages.jsonl"
 SOURCE_MARK = re.compile(r"\[\d{1,2}\]")

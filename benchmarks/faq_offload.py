@@ -38,10 +38,10 @@ from pathlib import Path
 import httpx
 from local_serve import HEADERS, start_serve
 
+from bigevy.answers.sentences import comparable, prose_sentences
 from bigevy.config import Settings
 from bigevy.edge.simulator import simulate
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
-from bigevy.sentences import comparable, prose_sentences
 
 DATA = Path(__file__).resolve().parent / "data" / "answer_quality.jsonl"
 

@@ -7,7 +7,7 @@ triage set (most are about something the starter pack does not cover: homework, 
 and 18 questions written for this set about what it does cover, each labelled with the starter
 documents that bear on it (none for most). Each message is searched as `POST /v1/evy/query`
 searches (hybrid, top 3, the starter pack in LanceDB, the packaged embedder; in process), then
-`bigevy.passages.on_topic` picks what the model may use. Per split:
+`bigevy.answers.passages.on_topic` picks what the model may use. Per split:
 
 - *recall*: questions with a relevant document that still get one;
 - *precision*: passages given that are relevant;
@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bigevy.answers.passages import RELATIVE_SCORE, on_topic
 from bigevy.config import EmbedderSpec, KnowledgeSpec
 from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.embedder import Embedder
@@ -33,7 +34,6 @@ from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 from bigevy.knowledge.records import DocumentIn, Hit
 from bigevy.knowledge.service import KnowledgeService
 from bigevy.knowledge.store import KnowledgeStore
-from bigevy.passages import RELATIVE_SCORE, on_topic
 
 DATA = Path(__file__).resolve().parent / "data" / "starter_relevance.jsonl"
 TOP_K = 3  # EvyQuery.top_k's default

@@ -2,7 +2,7 @@
 does not: `benchmarks/data/support_sentences.jsonl` (supported, unsupported and contradicting
 sentences written from the 15 English safety documents of the starter pack), each checked
 against its document's text with the real embedding model, in process, together with the
-quantity rule every generated sentence also passes (`bigevy.grounding.quantities`).
+quantity rule every generated sentence also passes (`bigevy.answers.grounding.quantities`).
 
     .venv/bin/python benchmarks/support_check.py [--grid]
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import bigevy.answers.support as support
+from bigevy.answers.grounding import quantities
 from bigevy.config import EmbedderSpec
-from bigevy.grounding import quantities
 from bigevy.knowledge.embedder import Embedder
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 
@@ -37,7 +37,8 @@ def run(rows: list[dict], check: support.SupportCheck, docs: dict[str, str]) -> 
     for row in rows:
         source = docs[row["document"]]
         (backing,) = asyncio.run(check.supported([row["sentence"]], [source]))
-        # As an answer is checked: its numbers too (bigevy.grounding.drop_unsupported_quantities).
+        # As an answer is checked: its numbers too
+        # (bigevy.answers.grounding.drop_unsupported_quantities).
         numbers_given = quantities(row["sentence"]) <= quantities(source)
         kept[row["label"]] += backing is not None and numbers_given
         kept[f"{row['label']} total"] += 1

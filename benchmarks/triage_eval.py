@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from bigevy.triage import Triage, triage  # noqa: E402
+from bigevy.answers.triage import Triage, triage  # noqa: E402
 
 DEFAULT_DATA = REPO / "benchmarks" / "data" / "triage_messages.jsonl"
 

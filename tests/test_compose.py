@@ -8,27 +8,29 @@ import numpy as np
 import pytest
 
 from bigevy.answers.compose import Composer, source_sentences
-from bigevy.api.knowledge import Citation, SearchHit
+from bigevy.answers.sentences import prose_sentences
+from bigevy.answers.sms import segment_count
 from bigevy.config import EmbedderSpec
 from bigevy.knowledge.embedder import Embedder
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
-from bigevy.sentences import prose_sentences
-from bigevy.sms import segment_count
+from bigevy.knowledge.records import Hit
 
 DOCS = {r.document["id"]: r.document for r in read(STARTER_KNOWLEDGE, {}) if r.document}
 
 
-def hit(doc_id: str, text: str | None = None) -> SearchHit:
+def hit(doc_id: str, text: str | None = None) -> Hit:
     """A passage as the knowledge base returns it: the title line, then the text."""
     doc = DOCS[doc_id]
-    citation = Citation(document_id=doc_id, title=doc["title"], source=doc["source"], url="")
-    return SearchHit(
+    return Hit(
         chunk_id=f"{doc_id}#0",
+        document_id=doc_id,
+        title=doc["title"],
         text=f"{doc['title']}\n{text or doc['text']}",
+        url="",
+        category=doc["category"],
+        source=doc["source"],
         score=1.0,
         similarity=0.5,
-        category=doc["category"],
-        citation=citation,
     )
 
 
@@ -55,14 +57,14 @@ def test_candidates_are_whole_sentences_once_without_the_title() -> None:
     assert len(texts) == len(set(texts))
     assert "Diarrhoea and dehydration" not in texts  # the title line a chunk opens with
     assert all(s.text in prose_sentences(text) for s in found if s.passage == 0)
-    assert all(s.scored == s.text and s.citation.document_id == "dehydration" for s in found)
+    assert all(s.scored == s.text and s.hit.document_id == "dehydration" for s in found)
 
 
 def test_a_translation_is_read_and_its_english_scored() -> None:
     (found, *_) = source_sentences([hit("burns")], [hit("sw/burns")])
     assert found.text == prose_sentences(DOCS["sw/burns"]["text"])[0]
     assert found.scored == prose_sentences(DOCS["burns"]["text"])[0]
-    assert found.citation.document_id == "sw/burns"
+    assert found.hit.document_id == "sw/burns"
 
 
 def test_the_sms_is_the_first_thing_to_do_and_fits(embedder: RealEmbedder) -> None:

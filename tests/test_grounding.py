@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from bigevy.gateway.evy import SOURCE_MARK, echoes, verdict_only, without_hollow
-from bigevy.grounding import (
+from bigevy.answers.grounding import (
     drop_unsupported_countries,
     drop_unsupported_numbers,
     drop_unsupported_quantities,
     phone_numbers,
     quantities,
 )
-from bigevy.sms import fit_sms
+from bigevy.answers.hollow import echoes, verdict_only, without_hollow
+from bigevy.answers.service import SOURCE_MARK
+from bigevy.answers.sms import fit_sms
 
 STARTER = [
     "Malaria: fever, chills and headache after a mosquito bite. Go to a clinic the same day.",

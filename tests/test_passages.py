@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bigevy.answers.passages import on_topic
 from bigevy.knowledge.records import Hit
-from bigevy.passages import on_topic
 
 
 def hit(doc: str, score: float, similarity: float | None) -> Hit:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bigevy.places import countries_named, places_named, region_named
+from bigevy.answers.places import countries_named, places_named, region_named
 
 MESSAGES = Path(__file__).parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
 

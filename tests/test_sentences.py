@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bigevy.sentences import Sentence, join, prose, sentences
+from bigevy.answers.sentences import Sentence, join, prose, sentences
 
 
 def texts(text: str) -> list[str]:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigevy.sentences import prose
-from bigevy.sms import ELLIPSIS, encoding_of, fit_sms, fits, segment_count, units
+from bigevy.answers.sentences import prose
+from bigevy.answers.sms import ELLIPSIS, encoding_of, fit_sms, fits, segment_count, units
 
 WORDS = [
     "Boil",

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from bigevy.answers.sentences import sentences
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, Record, read
-from bigevy.sentences import sentences
 
 LANGUAGES = ("fr", "es", "pt", "sw")
 #: Everything but the emergency-number lists, which are numbers per country, not prose.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bigevy.gateway.emergency import services_asked
-from bigevy.triage import Triage, topics_named, triage
+from bigevy.answers.emergency import services_asked
+from bigevy.answers.triage import Triage, topics_named, triage
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
 

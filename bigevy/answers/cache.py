@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from bigevy.answers.sentences import comparable
 from bigevy.answers.support import NEGATIONS
-from bigevy.sentences import comparable
 
 _WORDS = re.compile(r"[^\W\d_]+|\d+")
 

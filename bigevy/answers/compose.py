@@ -35,10 +35,10 @@ from typing import Protocol
 
 import numpy as np
 
-from bigevy.api.knowledge import Citation, SearchHit
+from bigevy.answers.sentences import prose_sentences
+from bigevy.answers.sms import fit_sms, fits
 from bigevy.knowledge.chunking import passage
-from bigevy.sentences import prose_sentences
-from bigevy.sms import fit_sms, fits
+from bigevy.knowledge.records import Hit
 
 #: Weight of relevance against novelty in maximal marginal relevance.
 MMR_LAMBDA = 0.7
@@ -67,7 +67,7 @@ class SourceSentence:
 
     text: str  # what the asker reads: the passage's sentence, or its translation's
     scored: str  # what is scored against the question: `text`, or the English it translates
-    citation: Citation
+    hit: Hit  # the passage it is read in: the document to cite for it
     passage: int  # the passage's rank among the kept ones
     position: int  # the sentence's place in its passage
 
@@ -80,7 +80,7 @@ class Composed:
 
 
 def source_sentences(
-    hits: Sequence[SearchHit], translations: Sequence[SearchHit | None] = ()
+    hits: Sequence[Hit], translations: Sequence[Hit | None] = ()
 ) -> list[SourceSentence]:
     """The candidate sentences of `hits` (best first), each once.
 
@@ -96,19 +96,19 @@ def source_sentences(
         translation = translations[rank] if rank < len(translations) else None
         shown = _sentences(translation) if translation else english
         aligned = len(shown) == len(english)
-        citation = (translation or hit).citation
+        shown_in = translation or hit
         for position, text in enumerate(shown):
             key = " ".join(_WORDS.findall(text.lower()))
             if len(key.split()) < 3 or text.endswith(":") or key in seen:
                 continue
             seen.add(key)
             scored = english[position] if aligned else text
-            found.append(SourceSentence(text, scored, citation, rank, position))
+            found.append(SourceSentence(text, scored, shown_in, rank, position))
     return found
 
 
-def _sentences(hit: SearchHit) -> list[str]:
-    return prose_sentences(passage(hit.text, hit.citation.title))
+def _sentences(hit: Hit) -> list[str]:
+    return prose_sentences(passage(hit.text, hit.title))
 
 
 class Composer:
@@ -121,13 +121,15 @@ class Composer:
     async def compose(
         self,
         question: str,
-        hits: Sequence[SearchHit],
+        hits: Sequence[Hit],
         max_segments: int,
-        translations: Sequence[SearchHit | None] = (),
+        translations: Sequence[Hit | None] = (),
+        lead: str = "",
     ) -> Composed | None:
         """The answer and its SMS from `hits`' sentences (read in their `translations`, see
         `source_sentences`); None if they hold none. `question` is scored as it is given: in
-        English where the sentences are scored in English."""
+        English where the sentences are scored in English. `lead`, if given, opens both and
+        takes its share of the SMS first (an emergency's numbers to call)."""
         candidates = source_sentences(hits, translations)
         if not candidates:
             return None
@@ -144,13 +146,13 @@ class Composer:
             return None
         # The best sentence always leads the SMS: one that does not fit whole (a 70-character
         # UCS-2 SMS) is cut, as any SMS is, rather than passed over for a lesser one.
-        if fits(ranked[0].text, max_segments):
-            sms = _fill(ranked, lambda text: fits(text, max_segments))
+        if fits(_read(ranked[:1], lead), max_segments):
+            sms = _fill(ranked, lead, lambda text: fits(text, max_segments))
         else:
             sms = ranked[:1]
-        answer = _fill(ranked, lambda text: len(text) <= ANSWER_CHARS) or sms
-        sms_text = fit_sms(_read(sms), max_segments).text
-        return Composed(answer=_read(answer), sms=sms_text, sentences=_reading(answer))
+        answer = _fill(ranked, lead, lambda text: len(text) <= ANSWER_CHARS) or sms
+        sms_text = fit_sms(_read(sms, lead), max_segments).text
+        return Composed(answer=_read(answer, lead), sms=sms_text, sentences=_reading(answer))
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         """The vectors of `texts`, one row each; a text among the `CACHED_SENTENCES` most
@@ -188,15 +190,17 @@ def _reading(picked: list[SourceSentence]) -> list[SourceSentence]:
     return sorted(picked, key=lambda s: (s.passage, s.position))
 
 
-def _read(picked: list[SourceSentence]) -> str:
-    return " ".join(s.text for s in _reading(picked))
+def _read(picked: list[SourceSentence], lead: str = "") -> str:
+    return " ".join([*([lead] if lead else []), *(s.text for s in _reading(picked))])
 
 
-def _fill(ranked: list[SourceSentence], fits_in: Callable[[str], bool]) -> list[SourceSentence]:
-    """The ranked sentences, best first, that fit together; a sentence that would overflow is
-    passed over for a shorter one further down."""
+def _fill(
+    ranked: list[SourceSentence], lead: str, fits_in: Callable[[str], bool]
+) -> list[SourceSentence]:
+    """The ranked sentences, best first, that fit together after `lead`; a sentence that would
+    overflow is passed over for a shorter one further down."""
     picked: list[SourceSentence] = []
     for sentence in ranked:
-        if fits_in(_read([*picked, sentence])):
+        if fits_in(_read([*picked, sentence], lead)):
             picked.append(sentence)
     return picked

@@ -15,7 +15,7 @@ miss, with thresholds set on the dev half of `benchmarks/data/support_sentences.
 
 The floors were chosen on the dev half to let the fewest contradictions through while keeping
 two thirds of the supported sentences. On the test half, with the quantity rule every generated
-sentence also passes (bigevy.grounding), the check keeps 61 % of supported sentences, 0 % of
+sentence also passes (bigevy.answers.grounding), the check keeps 61 % of supported sentences, 0 % of
 unsupported ones and **12 % of contradicting ones** ("pull sharply outwards and downwards" for
 "inwards and upwards" keeps the cosine and the words). No entailment model can be installed
 here; this is the measured stand-in, not a proof, and why a model not trusted to write is
@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from bigevy.sentences import prose_sentences
+from bigevy.answers.sentences import prose_sentences
 
 #: Cosine with the nearest passage sentence a supported sentence reaches.
 SIMILARITY_FLOOR = 0.5

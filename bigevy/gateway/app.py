@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigevy.alerts.service import AlertService
+from bigevy.answers.service import AnswerService
 from bigevy.api.admin import Liveness, ModelStatusList, Readiness
 from bigevy.api.embeddings import EmbeddingList, EmbeddingRequest
 from bigevy.api.knowledge import (
@@ -47,6 +48,7 @@ from bigevy.api.openai import (
     ModelList,
     error_responses,
 )
+from bigevy.background import BackgroundTasks
 from bigevy.connectors.state import SourceHealth
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.fleet.contributions import ContributionQueue
@@ -54,11 +56,9 @@ from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
 from bigevy.fleet.service import FleetService
 from bigevy.gateway.access import Authenticator, KeyAuthenticator, acting_as, allow
 from bigevy.gateway.alerts import AlertHub, add_alert_routes
-from bigevy.gateway.background import BackgroundTasks
 from bigevy.gateway.bodylimit import BodyLimit
 from bigevy.gateway.contributions import add_contribution_routes
 from bigevy.gateway.embeddings import EmbeddingService
-from bigevy.gateway.evy import EvyService
 from bigevy.gateway.faq import add_faq_routes
 from bigevy.gateway.fleet import IdempotencyKey, add_fleet_routes, caller_of, claim_or_replay
 from bigevy.gateway.gate import DeploymentGate
@@ -66,6 +66,7 @@ from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.legacy import LegacyService
 from bigevy.gateway.service import OpenAIService
 from bigevy.gateway.sync import add_sync_routes
+from bigevy.gateway.writer import ChatWriter
 from bigevy.knowledge.records import SearchFilters
 from bigevy.knowledge.taxonomy import Category, Source
 
@@ -162,8 +163,11 @@ def create_app(
     connectors: Any,
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
-    evy = EvyService(
-        service, knowledge, embeddings.client, service.settings.embedder.relevance_floor
+    evy = AnswerService(
+        ChatWriter(service),
+        knowledge.backend,
+        embeddings.client,
+        service.settings.embedder.relevance_floor,
     )
     legacy = LegacyService(service, knowledge)
     retry_after = service.settings.gateway.retry_after_s

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
 
-from bigevy.sentences import prose_sentences
+from bigevy.answers.sentences import prose_sentences
 
 Encoding = Literal["GSM-7", "UCS-2"]
 

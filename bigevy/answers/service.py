@@ -1,19 +1,46 @@
 """Answering a lilEVY escalation: an emergency or a service's number from the knowledge base at
 once; else an earlier answer to the same question (the cache), or the passages about it,
 answered in the model's mode (extractive: their own sentences; generative: the model's, each
-checked against them), fitted to the SMS; nothing vetted about it: "no verified answer"."""
+checked against them), fitted to the SMS; nothing vetted about it: "no verified answer".
+
+The service reaches the knowledge base and the models through two protocols (ports.py), so the
+same class answers behind the gateway and in one process without Ray.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bigevy.answers.compose import Composer, Embedder
+from bigevy.answers.compose import Composed, Composer, Embedder
+from bigevy.answers.emergency import (
+    SAFETY,
+    SAFETY_PASSAGES,
+    SERVICES,
+    EmergencyNumbers,
+    call_line,
+    listed_numbers,
+    numbers_line,
+    services_asked,
+)
+from bigevy.answers.grounding import (
+    Checked,
+    drop_unsupported_countries,
+    drop_unsupported_quantities,
+)
+from bigevy.answers.hollow import without_hollow
+from bigevy.answers.passages import on_topic
+from bigevy.answers.places import gazetteer, region_named
+from bigevy.answers.ports import Generator, Retriever
+from bigevy.answers.sentences import join, sentences
+from bigevy.answers.sms import fit_sms
 from bigevy.answers.support import SupportCheck
+from bigevy.answers.triage import Triage, topics_named, triage
 from bigevy.answers.unverified import base_language, no_verified_answer
 from bigevy.api.knowledge import (
     AnswerMode,
@@ -22,25 +49,14 @@ from bigevy.api.knowledge import (
     EmergencyNumber,
     EvyAnswer,
     EvyQuery,
-    SearchHit,
-    SearchRequest,
     TriageOut,
 )
-from bigevy.api.openai import ChatCompletion, ChatCompletionRequest, ChatMessage
+from bigevy.background import BackgroundTasks
 from bigevy.config import ModelSpec
 from bigevy.errors import NotFound
-from bigevy.gateway.background import BackgroundTasks
-from bigevy.gateway.emergency import EmergencyResponder, numbers_line, services_asked
-from bigevy.gateway.knowledge import KnowledgeGateway
-from bigevy.gateway.service import OpenAIService
-from bigevy.grounding import Checked, drop_unsupported_countries, drop_unsupported_quantities
-from bigevy.knowledge.taxonomy import SOURCES
-from bigevy.passages import on_topic
-from bigevy.places import gazetteer, region_named
-from bigevy.sentences import join, sentences
+from bigevy.knowledge.records import Hit, SearchFilters
+from bigevy.knowledge.taxonomy import SOURCES, Category
 from bigevy.serving.profiles import system_prompt
-from bigevy.sms import fit_sms
-from bigevy.triage import Triage, topics_named, triage
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +64,8 @@ GROUNDING = (
     "Answer using the numbered sources below when they are relevant, and say so when they "
     "do not answer the question. Never invent phone numbers or facts."
 )
-#: The system prompt's last part when no passage is about the question (bigevy/passages.py).
+#: The system prompt's last part when no passage is about the question (a model configured
+#: with `unsourced: allow` only).
 NO_SOURCES = (
     "No verified source covers this question. Answer briefly if you know, say so if you do "
     "not, and never invent phone numbers or facts."
@@ -69,69 +86,8 @@ SOURCE_MARK = re.compile(r"\s*\[\d{1,2}\](?!\w)")
 KNOWLEDGE_BASE = "knowledge-base"
 
 
-_WORD = re.compile(r"[^\W_]+")
-
-
 def _english(language: str) -> bool:
     return base_language(language) == "en"
-
-
-def echoes(question: str, answer: str) -> bool:
-    """Whether `answer` only says the question's words back (seen from SmolLM2-135M: asked
-    "the clinic is closed, where can I get malaria tablets", it answered just that)."""
-    asked = _WORD.findall(question.lower())
-    said = _WORD.findall(answer.lower())
-    if len(said) >= 3 and all(word in asked or len(word) < 4 for word in said):
-        return True
-    # Or the whole question quoted in a short frame: 'The answer to the question is: "Mtoto
-    # wangu anaharisha, nifanye nini?"' (seen from SmolLM2-135M, asked in Swahili).
-    n = len(asked)
-    quoted = any(said[i : i + n] == asked for i in range(len(said) - n + 1))
-    return n >= 3 and quoted and len(said) - n <= 6
-
-
-#: Yes and no in the languages nodes escalate in (en, es, fr, pt, sw).
-VERDICTS = frozenset(
-    {"yes", "no", "si", "sí", "oui", "non", "sim", "não", "nao", "ndiyo", "ndio", "hapana"}
-)
-#: Words that frame a verdict without adding to it ("The answer to this question is: No.").
-VERDICT_FRAME = frozenset(
-    {"answer", "question", "this", "that", "cannot", "respuesta", "pregunta", "réponse"}
-    | {"resposta", "pergunta", "jibu", "swali"}
-)
-
-
-def verdict_only(question: str, answer: str) -> bool:
-    """Whether `answer` is a bare yes or no: nothing a user can act on or check, and from a
-    small model a coin toss (SmolLM2-135M, asked "can i get help rebuilding" after a fire: "No,
-    you cannot."; with sources saying the opposite: "No, the answer is no.")."""
-    asked = set(_WORD.findall(question.lower()))
-    said = _WORD.findall(answer.lower())
-    return any(word in VERDICTS for word in said) and all(
-        word in VERDICTS
-        or word in VERDICT_FRAME
-        or word in asked
-        or (len(word) < 4 and not any(c.isdigit() for c in word))
-        for word in said
-    )
-
-
-def hollow(question: str, text: str) -> bool:
-    """Whether `text` says nothing the asker can use: the question said back, or a bare yes
-    or no."""
-    return echoes(question, text) or verdict_only(question, text)
-
-
-def without_hollow(question: str, answer: str) -> str:
-    """`answer` without the sentences that say nothing (`hollow`), and empty if that is all it
-    says. Seen: "quanto custa um extintor - 1." before the answer itself and, cut to a
-    70-character UCS-2 SMS, all the SMS said; "No, the answer is no." opening an answer, and
-    so the whole SMS. A lead-in ("The signs of malaria are:") stays."""
-    if hollow(question, answer):
-        return ""
-    split = sentences(answer)
-    kept = [s for s in split if s.text.endswith(":") or not hollow(question, s.text)]
-    return join(kept) if len(kept) < len(split) else answer
 
 
 def _kept(checked: Checked, what: str, node_id: str) -> str:
@@ -152,38 +108,40 @@ class Passages:
     the asker's language where there is one."""
 
     asked: str
-    hits: list[SearchHit]
-    translations: list[SearchHit | None]
+    hits: list[Hit]
+    translations: list[Hit | None]
 
     @property
-    def shown(self) -> list[SearchHit]:
+    def shown(self) -> list[Hit]:
         """The passages as the asker reads them."""
         if not self.translations:
             return self.hits
         return [t or h for h, t in zip(self.hits, self.translations, strict=True)]
 
 
-class EvyService:
+class AnswerService:
+    """Answers `EvyQuery`s (see the module's docstring)."""
+
     def __init__(
         self,
-        llm: OpenAIService,
-        knowledge: KnowledgeGateway,
+        generator: Generator,
+        retriever: Retriever,
         embedder: Embedder,
         relevance_floor: float,
     ) -> None:
-        self.llm = llm
-        self.knowledge = knowledge
+        self.generator = generator
+        self.retriever = retriever
         self.composer = Composer(embedder)
         self.support = SupportCheck(self.composer.embed)  # sharing its cache of sentences
         self.relevance_floor = relevance_floor
-        self.emergencies = EmergencyResponder(knowledge)
+        self.emergencies = EmergencyNumbers(retriever)
         self._caching = BackgroundTasks("caching an answer")  # after the reply, not before
         gazetteer()  # read now (0.3 s), not while the first question waits
 
     async def query(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
         profile = system_prompt(query.profile)  # an unknown profile is a 400 before anything
-        spec, _ = self.llm.resolve(query.model)  # an unknown model is a 404 whatever the message
+        spec = self.generator.spec(query.model)  # an unknown model is a 404 whatever the message
         found = triage(query.message)
         named = region_named(query.message)
         if found.emergency and found.kind is not None:
@@ -209,7 +167,7 @@ class EvyService:
             "top_k": query.top_k,
             "max_tokens": query.max_tokens,
         }
-        cached = await self.knowledge.backend.cached_answer(key, query.message)
+        cached = await self.retriever.cached_answer(key, query.message)
         if cached is not None:
             return _again(cached, started)
         asked_at = time.time()
@@ -218,7 +176,7 @@ class EvyService:
         if answer.answer_mode != "none" and answer.citations:
             sources = [c.document_id for c in answer.citations]
             self._caching.start(
-                self.knowledge.backend.remember_answer(
+                self.retriever.remember_answer(
                     key, query.message, answer.model_dump(mode="json"), sources, asked_at
                 )
             )
@@ -231,17 +189,28 @@ class EvyService:
         # Knowledge of the node's region, of a place the message names, and of everywhere.
         # Never another region's: without a region "ambulance in kampala" cited Ghana's numbers.
         regions = list(dict.fromkeys(r for r in (query.region, named, "global") if r))
-        passages = await self._passages(query, regions)
+        passages = await self._passages(
+            query.message, query.language, regions, SOURCES, query.top_k
+        )
         timings = {"retrieval_ms": _ms(started)}
         unsourced = spec.answers == "generative" and spec.unsourced == "allow"
         if not passages.hits and not unsourced:
             return _unverified(query, timings, started)
         if spec.answers == "extractive":
             return await self._extractive(query, passages, timings, started)
-        return await self._generative(query, spec, profile, passages, regions, timings, started)
+        return await self._generative(query, profile, passages, regions, timings, started)
 
-    async def _passages(self, query: EvyQuery, regions: list[str]) -> Passages:
-        """The passages about the question an answer may use (bigevy/passages.py).
+    async def _passages(
+        self,
+        message: str,
+        language: str,
+        regions: list[str],
+        categories: Sequence[Category],
+        k: int,
+        topic: str | None = None,
+    ) -> Passages:
+        """The passages about `message` an answer may use (bigevy/answers/passages.py);
+        `topic`, English, what an emergency's steps are looked up by.
 
         The embedding model is English: another language's words score noise ("quelle est
         la capitale de la France" passed the relevance floor against French safety
@@ -250,31 +219,37 @@ class EvyService:
         translations of the documents found; naming no topic, it gets no passage, and the
         asker "no verified answer", rather than a guess.
         """
-        english = _english(query.language)
-        topics = [] if english else topics_named(query.message)
-        if not english and not topics:
-            return Passages(query.message, [], [])
-        search = SearchRequest(
-            query=query.message if english else ". ".join(topics),
-            top_k=query.top_k,
-            categories=SOURCES,  # never an earlier answer (faq)
+        english = _english(language)
+        if english:
+            asked = f"{topic}. {message}" if topic else message
+        else:
+            asked = ". ".join([topic] if topic else topics_named(message))
+            if not asked:
+                return Passages(message, [], [])
+        filters = SearchFilters(
+            categories=[str(c) for c in categories],  # never an earlier answer (faq)
             regions=regions,
             languages=["en"],
         )
-        hits = on_topic((await self.knowledge.search(search)).hits, self.relevance_floor)
-        language = base_language(query.language)
+        found = await self.retriever.search(asked, "hybrid", filters, k)
+        # A list of numbers is no step to take: the emergency lane reads numbers apart.
+        hits = on_topic(
+            [h for h in found if not listed_numbers(h.text)] if topic else found,
+            self.relevance_floor,
+        )
+        language = base_language(language)
         translations = [] if english else [await self._translation(h, language) for h in hits]
-        return Passages(search.query, hits, translations)
+        return Passages(asked, hits, translations)
 
-    async def _translation(self, hit: SearchHit, language: str) -> SearchHit | None:
+    async def _translation(self, hit: Hit, language: str) -> Hit | None:
         """The passage's document in the asker's language (`<language>/<id>`, as the starter
         pack names its translations), if there is one."""
         try:
-            doc = await self.knowledge.get(f"{language}/{hit.citation.document_id}")
+            doc = await self.retriever.get(f"{language}/{hit.document_id}")
         except NotFound:
             return None
-        citation = Citation(document_id=doc.id, title=doc.title, source=doc.source, url=doc.url)
-        return hit.model_copy(update={"text": doc.text, "citation": citation})
+        fields = ("title", "text", "source", "url")
+        return dataclasses.replace(hit, document_id=doc["id"], **{f: doc[f] for f in fields})
 
     async def _extractive(
         self,
@@ -294,20 +269,16 @@ class EvyService:
         return _reply(
             query,
             composed.answer,
-            _cited(s.citation for s in composed.sentences),
+            _cited(s.hit for s in composed.sentences),
             _finished(timings, started),
             sms_text=composed.sms,
             mode="extractive",
-            sentences=[
-                AnswerSentence(text=s.text, document_id=s.citation.document_id)
-                for s in composed.sentences
-            ],
+            sentences=_attributed(composed),
         )
 
     async def _generative(
         self,
         query: EvyQuery,
-        spec: ModelSpec,
         profile: str,
         passages: Passages,
         regions: list[str],
@@ -324,32 +295,10 @@ class EvyService:
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
         system = f"{profile}\n\n{GROUNDING if sources else NO_SOURCES}"
         language = LANGUAGE_NAMES.get(base_language(query.language))
-        if spec.multilingual and language:
+        if self.generator.spec(query.model).multilingual and language:
             system += f" Answer in {language}."
-        reply = await self.llm.chat(
-            ChatCompletionRequest(
-                model=query.model,
-                messages=[
-                    ChatMessage(role="system", content=system),
-                    ChatMessage(role="user", content=user),
-                ],
-                max_tokens=query.max_tokens,
-                temperature=0.2,
-            )
-        )
-        assert isinstance(reply, ChatCompletion)  # not streamed
-        texts = [f"{h.citation.title}\n{h.text}" for h in hits]
-        answer = _kept(
-            drop_unsupported_quantities(
-                SOURCE_MARK.sub("", reply.choices[0].message.content), texts
-            ),
-            "a number",
-            query.node_id,
-        )
-        if hits:
-            checked = drop_unsupported_countries(answer, texts, query.message, regions)
-            answer = _kept(checked, "a country", query.node_id)
-        answer = without_hollow(query.message, answer)
+        reply = await self.generator.write(query.model, system, user, query.max_tokens)
+        answer = await self._checked(query, SOURCE_MARK.sub("", reply.text), hits, regions)
         backed: list[AnswerSentence] = []
         if hits and answer:
             answer, backed = await self._backed(answer, hits, query.node_id)
@@ -360,18 +309,30 @@ class EvyService:
             return _unverified(query, timings, started)
         # The documents that back a kept sentence, and no other.
         cited = {s.document_id for s in backed}
-        citations = _cited(h.citation for h in hits if h.citation.document_id in cited)
         return _reply(
             query,
             answer,
-            citations,
+            _cited(h for h in hits if h.document_id in cited),
             _finished(timings, started),
             model=reply.model,
             sentences=backed,
         )
 
+    async def _checked(
+        self, query: EvyQuery, answer: str, hits: list[Hit], regions: list[str]
+    ) -> str:
+        """`answer` without the sentences that name a quantity or a country no passage gives,
+        or that say nothing (bigevy/answers/grounding.py, hollow.py)."""
+        texts = [f"{h.title}\n{h.text}" for h in hits]
+        checked = drop_unsupported_quantities(answer, texts)
+        answer = _kept(checked, "a number", query.node_id)
+        if hits:
+            checked = drop_unsupported_countries(answer, texts, query.message, regions)
+            answer = _kept(checked, "a country", query.node_id)
+        return without_hollow(query.message, answer)
+
     async def _backed(
-        self, answer: str, hits: list[SearchHit], node_id: str
+        self, answer: str, hits: list[Hit], node_id: str
     ) -> tuple[str, list[AnswerSentence]]:
         """`answer` without the sentences its passages do not back (bigevy/answers/support.py),
         and each kept sentence with the document that backs it."""
@@ -385,43 +346,60 @@ class EvyService:
                 node_id,
             )
         text = join(s for s, _ in kept)
-        return text, [
-            AnswerSentence(text=s.text, document_id=h.citation.document_id) for s, h in kept
-        ]
+        return text, [AnswerSentence(text=s.text, document_id=h.document_id) for s, h in kept]
 
     async def _numbers(
         self, query: EvyQuery, services: tuple[str, ...], region: str | None, started: float
     ) -> EvyAnswer | None:
         """A service's number, as its region's knowledge lists it: the model picked the wrong
         line of a list ("Police: 999 or 112" for the ambulance)."""
-        numbers, citations = await self.emergencies.numbers(services, region)
+        numbers, listing = await self.emergencies.numbers(services, region)
         if not numbers:
             return None
         line = numbers_line(numbers)  # the list's own lines, for the services asked
         return _reply(
             query,
             line,
-            citations,
+            _cited(listing),
             _extracted(started),
             mode="extractive",
-            sentences=[AnswerSentence(text=line, document_id=citations[0].document_id)],
+            sentences=[AnswerSentence(text=line, document_id=listing[0].document_id)],
             numbers=numbers,
         )
 
     async def _emergency(
         self, query: EvyQuery, found: Triage, region: str | None, started: float
     ) -> EvyAnswer:
-        """Answered from the knowledge base at once: never queued behind the model."""
-        reply = await self.emergencies.reply(query.message, found, region, query.language)
+        """The numbers to call, then the safety documents' sentences about it: from the
+        knowledge base at once, never queued behind the model. `found.topic` (English) finds
+        the steps whatever the message's language."""
+        assert found.kind is not None, "only emergencies are answered here"
+        numbers, listing = await self.emergencies.numbers(SERVICES[found.kind], region)
+        language = base_language(query.language)
+        call = call_line(numbers, language)
+        regions = [region, "global"] if region else ["global"]
+        passages = await self._passages(
+            query.message, language, regions, SAFETY, SAFETY_PASSAGES, found.topic
+        )
+        composed = await self.composer.compose(
+            passages.asked,
+            passages.hits,
+            query.max_sms_segments,
+            passages.translations,
+            lead=call,
+        )
+        said = [AnswerSentence(text=call, document_id=listing[0].document_id)] if listing else []
+        steps = [] if composed is None else [s.hit for s in composed.sentences]
         return _reply(
             query,
-            reply.answer,
-            reply.citations,
+            call if composed is None else composed.answer,
+            _cited([*listing, *steps]),
             _extracted(started),
-            sms_text=reply.sms_text,
+            sms_text=None if composed is None else composed.sms,
             mode="extractive",
+            sentences=said + ([] if composed is None else _attributed(composed)),
             triaged=TriageOut(emergency=True, kind=found.kind),
-            numbers=reply.numbers,
+            numbers=numbers,
         )
 
 
@@ -468,11 +446,16 @@ def _unverified(query: EvyQuery, timings: dict[str, float], started: float) -> E
     return _reply(query, answer, [], _finished(timings, started), mode="none")
 
 
-def _cited(citations: Iterable[Citation]) -> list[Citation]:
+def _attributed(composed: Composed) -> list[AnswerSentence]:
+    return [AnswerSentence(text=s.text, document_id=s.hit.document_id) for s in composed.sentences]
+
+
+def _cited(hits: Iterable[Hit]) -> list[Citation]:
     """Each cited document once, in order."""
     first: dict[str, Citation] = {}
-    for citation in citations:
-        first.setdefault(citation.document_id, citation)
+    for h in hits:
+        citation = Citation(document_id=h.document_id, title=h.title, source=h.source, url=h.url)
+        first.setdefault(h.document_id, citation)
     return list(first.values())
 
 

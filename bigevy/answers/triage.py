@@ -281,7 +281,7 @@ QUESTION_TOPICS: dict[str, str] = {
         kit d urgence, trousse d urgence, kit de emergencia, vifaa vya dharura
         """,
     # The starter pack's topics as people ask about them, not only as emergencies name them:
-    # a question in another language finds its passages by these words (bigevy/gateway/evy.py).
+    # a question in another language finds its passages by these words (bigevy/answers/service.py).
     "CPR chest compressions rescue breaths": """
         cpr, rcp, massage cardiaque, reanimation, reanimacion, reanimacao, compressions,
         compresiones, compressoes, respiracion boca a boca, boca a boca, bouche a bouche,

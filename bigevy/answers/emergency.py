@@ -1,24 +1,23 @@
-"""The answer to an emergency: the local numbers and the safety steps, straight from the
-knowledge base, without waiting for the language model. A question that asks for a service's
-number ("what's the ambulance number in accra") gets that service's line the same way.
+"""The numbers to call in an emergency, from the knowledge base. A question that asks for a
+service's number ("what's the ambulance number in accra") gets that service's line the same way.
 
 An emergency must not queue behind ordinary questions for the model, and a small model
 paraphrasing first aid can invent a dose or a number (seen with SmolLM2-135M). So the reply is
-extractive: numbers found in the knowledge base for the node's region (else the global ones),
-then the first steps of the best-matching safety document, cut to fit the SMS.
+extractive (bigevy/answers/service.py): the numbers found in the knowledge base for the node's
+region (else the global ones), then the safety documents' own sentences, composed as any
+extractive answer is (bigevy/answers/compose.py).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
-from bigevy.api.knowledge import Citation, EmergencyNumber, SearchHit, SearchRequest
-from bigevy.gateway.knowledge import KnowledgeGateway
+from bigevy.answers.ports import Retriever
+from bigevy.answers.triage import EmergencyKind
+from bigevy.api.knowledge import EmergencyNumber
+from bigevy.knowledge.records import Hit, SearchFilters
 from bigevy.knowledge.taxonomy import Category
-from bigevy.sentences import prose
-from bigevy.triage import EmergencyKind, Triage
 
 #: Who answers each kind of emergency, in the words numbers are listed under.
 SERVICES: dict[EmergencyKind, tuple[str, ...]] = {
@@ -53,6 +52,8 @@ SERVICE_WORDS: dict[str, tuple[str, ...]] = {
 #: Asking for a number, not to call one: "should I call an ambulance?" wants advice.
 _NUMBER_WORD = re.compile(r"\b(numbers?|numeros?|nambari|namba|hotline|helpline)\b")
 SAFETY = [Category.emergency, Category.healthcare, Category.weather_safety]
+#: The safety passages an emergency's steps are chosen from.
+SAFETY_PASSAGES = 3
 NUMBERS_QUERY = "emergency phone numbers police ambulance fire"
 
 
@@ -88,79 +89,48 @@ def numbers_line(numbers: list[EmergencyNumber]) -> str:
     return " ".join(f"{s.title()}: {' or '.join(ns)}." for s, ns in by_service.items())
 
 
-@dataclass
-class EmergencyReply:
-    numbers: list[EmergencyNumber]
-    sms_text: str  # what to fit into the SMS, most urgent first
-    answer: str
-    citations: list[Citation]
+class EmergencyNumbers:
+    """The numbers to call, as the knowledge base of a region lists them."""
 
-
-class EmergencyResponder:
-    def __init__(self, knowledge: KnowledgeGateway) -> None:
-        self.knowledge = knowledge
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
 
     async def numbers(
         self, services: tuple[str, ...], region: str | None
-    ) -> tuple[list[EmergencyNumber], list[Citation]]:
+    ) -> tuple[list[EmergencyNumber], list[Hit]]:
         """The region's numbers for these services (all listed if it lists none of them, or
-        for no services); the global ones if the region has none."""
+        for no services), and the passage listing them; the global ones if the region has
+        none."""
         for regions in ([region] if region else [], ["global"]):
             if not regions:
                 continue
-            found = await self.knowledge.search(
-                SearchRequest(
-                    query=NUMBERS_QUERY, top_k=5, categories=[Category.emergency], regions=regions
-                )
-            )
-            for hit in found.hits:
+            filters = SearchFilters(categories=[Category.emergency.value], regions=regions)
+            for hit in await self.retriever.search(NUMBERS_QUERY, "hybrid", filters, 5):
                 listed = listed_numbers(hit.text)
                 if listed:
                     wanted = [n for n in listed if n.service in services] or listed
-                    return wanted, [hit.citation]
+                    return wanted, [hit]
         return [], []
 
-    async def reply(
-        self, message: str, found: Triage, region: str | None, language: str
-    ) -> EmergencyReply:
-        """`found` is the message's triage: its kind picks the numbers, its topic (English)
-        leads the search for the steps, so a message in any language finds them."""
-        assert found.kind is not None, "only emergencies are answered here"
-        numbers, citations = await self.numbers(SERVICES[found.kind], region)
-        safety = await self.knowledge.search(
-            SearchRequest(
-                query=f"{found.topic}. {message}" if found.topic else message,
-                top_k=3,
-                categories=SAFETY,
-                regions=[region, "global"] if region else ["global"],
-                languages=sorted({language, "en"}),  # the shipped safety pack is English
-            )
-        )
-        steps = [_body(h) for h in safety.hits if not listed_numbers(h.text)][:2]
-        for hit in safety.hits:
-            if not listed_numbers(hit.text) and hit.citation not in citations:
-                citations.append(hit.citation)
-        call = _call_line(numbers)
-        return EmergencyReply(
-            numbers=numbers,
-            sms_text=" ".join([call, *steps[:1]]),
-            answer=" ".join([call, *steps]),
-            citations=citations[: 1 + len(steps)],
-        )
+
+#: "Call ... now." in the languages nodes escalate in: the one sentence of an emergency's SMS
+#: that no vetted document says, so it is fixed text, with the numbers the knowledge base lists.
+CALL_NOW = {
+    "en": ("Call {} now.", "or", "Call your local emergency number now."),
+    "fr": ("Appelez le {} maintenant.", "ou", "Appelez le numéro d'urgence local maintenant."),
+    "es": ("Llame al {} ahora.", "o", "Llame ahora al número de emergencias local."),
+    "pt": ("Ligue para o {} agora.", "ou", "Ligue agora para o número de emergência local."),
+    "sw": ("Piga simu {} sasa.", "au", "Piga simu sasa kwa nambari ya dharura ya eneo lako."),
+}
 
 
-def _call_line(numbers: list[EmergencyNumber]) -> str:
+def call_line(numbers: list[EmergencyNumber], language: str = "en") -> str:
+    """What to call, first in an emergency's SMS: `Call 999 (ambulance/emergency) now.`"""
+    with_numbers, or_, without = CALL_NOW.get(language, CALL_NOW["en"])
     if not numbers:
-        return "Call your local emergency number now."
+        return without
     by_number: dict[str, list[str]] = {}
     for n in numbers:
         by_number.setdefault(n.number, []).append(n.service)
     parts = [f"{number} ({'/'.join(services)})" for number, services in by_number.items()]
-    return f"Call {' or '.join(parts)} now."
-
-
-def _body(hit: SearchHit) -> str:
-    """The passage as prose, without the title a Markdown chunk starts with."""
-    text = prose(hit.text)
-    title = hit.citation.title.strip()
-    return text[len(title) :].lstrip(" .:") if title and text.startswith(title) else text
+    return with_numbers.format(f" {or_} ".join(parts))

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bigevy.places import countries_named, places_named
-from bigevy.sentences import join, sentences, unmarked
+from bigevy.answers.places import countries_named, places_named
+from bigevy.answers.sentences import join, sentences, unmarked
 
 #: A number as people write one: digits, with spaces, dots, dashes, slashes or brackets between.
 _NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]*\d(?!\w)|(?<![\w+])\d(?!\w)")

@@ -14,7 +14,7 @@ means a country or a US state first, else the most populous city. A wrong guess 
 one region's knowledge to the global knowledge searched, and a region with none adds nothing.
 
 An answer is read differently (`countries_named`): any capitalised country name counts, as
-`bigevy.grounding` checks the countries it claims against those its sources name.
+`bigevy.answers.grounding` checks the countries it claims against those its sources name.
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""What answering an escalation needs from the rest of bigEVY: a retriever and a generator.
+
+The answer service depends on these two protocols only, so it can be built in one process with
+the real knowledge service and a model server (tests/test_answer_service.py), and behind the
+gateway with Serve handles to the same classes. Both speak bigEVY's own records, not wire
+models: HTTP is the route's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bigevy.config import ModelSpec
+from bigevy.knowledge.records import Hit, SearchFilters, SearchMode
+
+
+class Retriever(Protocol):
+    """The knowledge base: `KnowledgeService` in-process, or its deployment through a handle.
+
+    It also keeps the answer cache (bigevy/answers/cache.py): the cache lives beside the one
+    writer of documents, which drops an answer in the same call that changes a source of it.
+    """
+
+    async def search(
+        self, query: str, mode: SearchMode, filters: SearchFilters, k: int
+    ) -> list[Hit]:
+        """The best `k` documents' passages for `query`, best first."""
+        ...
+
+    async def get(self, document_id: str) -> dict[str, Any]:
+        """The document's fields; raises `NotFound` if there is none."""
+        ...
+
+    async def cached_answer(self, key: dict[str, Any], question: str) -> dict[str, Any] | None: ...
+
+    async def remember_answer(
+        self,
+        key: dict[str, Any],
+        question: str,
+        answer: dict[str, Any],
+        sources: list[str],
+        asked_at: float,
+    ) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    text: str
+    model: str  # the id of the model that wrote it
+
+
+class Generator(Protocol):
+    """The language models: which one answers, and writing with it."""
+
+    def spec(self, model: str | None) -> ModelSpec:
+        """The model's configuration (None: the default); raises `ModelNotFound`."""
+        ...
+
+    async def write(
+        self, model: str | None, system: str, user: str, max_tokens: int | None
+    ) -> Written:
+        """The model's reply to one system and one user message (never streamed)."""
+        ...
