@@ -173,8 +173,9 @@ class EmbedderSpec(_Strict):
         ge=-1,
         le=1,
         description="Cosine of a question and a passage below which the passage is not about "
-        "the question, so escalation answers neither use nor cite it (bigevy/passages.py). A "
-        "property of the model's similarity scale: set it with the model.",
+        "the question, so escalation answers neither use nor cite it "
+        "(bigevy/answers/passages.py). A property of the model's similarity scale: set it "
+        "with the model.",
     )
     deployment: DeploymentSpec = DeploymentSpec(
         num_cpus=0.5, max_ongoing_requests=64, max_queued_requests=256
@@ -203,6 +204,11 @@ class FaqSpec(_Strict):
     )
     min_count: int = Field(3, ge=1, description="Askings before a question ships to nodes.")
     per_region: int = Field(50, ge=1, description="FAQ entries per region, most asked first.")
+    review: bool = Field(
+        False,
+        description="Hold each new answer until an operator approves it (`bigevy faq approve`) "
+        "before it ships to nodes.",
+    )
 
 
 class AnswerCacheSpec(_Strict):

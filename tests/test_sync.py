@@ -461,6 +461,15 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(
     assert withdrawn.returncode == 0, withdrawn.stdout
     assert published() == [] and not API.get(f"{base_url}/v1/faq/{entry['id']}").json()["published"]
     assert API.get(f"{base_url}/v1/faq/no-such-entry").status_code == 404
+    # A withdrawn entry has no answer to approve until it is asked again.
+    approve = subprocess.run(
+        [BIGEVY, "faq", "approve", entry["id"], "--url", base_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert approve.returncode == 1 and "409" in approve.stdout, approve.stdout
     # Its source is deleted: the entry goes with it.
     API.delete(f"{base_url}/v1/knowledge/documents/{water['id']}")
     assert published() == []

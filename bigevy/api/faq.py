@@ -16,6 +16,10 @@ class FaqEntry(BaseModel):
     last_seen: float
     sources: list[str] = Field(description="The documents the answer was taken from.")
     published: bool = Field(description="Shipped to the region's nodes now.")
+    approved: bool = Field(description="An operator approved this answer (`faq.review`).")
+    awaiting_review: bool = Field(
+        description="With `faq.review` on: an answer backed by sources, not yet approved."
+    )
 
 
 class FaqList(BaseModel):

@@ -1023,10 +1023,15 @@ app.add_typer(faq_app, name="faq")
 @faq_app.command("list")
 def faq_list(
     region: Annotated[str | None, typer.Option(help="One region's entries.")] = None,
+    awaiting_review: Annotated[
+        bool, typer.Option("--awaiting-review", help="Only answers awaiting approval.")
+    ] = False,
     url: UrlOption = None,
 ) -> None:
     """Entries, most asked first: whether each is published, and from which documents."""
-    params = {"region": region} if region else {}
+    params: dict[str, str] = {"region": region} if region else {}
+    if awaiting_review:
+        params["awaiting_review"] = "true"
     reply = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/faq", params=params))
     table = Table("id", "region", "lang", "asked", "published", "question", "sources")
     for e in reply["data"]:
@@ -1035,7 +1040,7 @@ def faq_list(
             e["region"],
             e["language"],
             str(e["count"]),
-            "yes" if e["published"] else "no",
+            "awaiting review" if e["awaiting_review"] else "yes" if e["published"] else "no",
             e["question"],
             ", ".join(e["sources"]) or "-",
         )
@@ -1047,6 +1052,8 @@ def faq_show(entry_id: str, url: UrlOption = None) -> None:
     """One entry, with the SMS nodes answer it with."""
     e = _json_or_exit(_call("GET", f"{_base_url(url)}/v1/faq/{entry_id}"))
     state = "published" if e["published"] else "not published"
+    if e["awaiting_review"]:
+        state = "awaiting review"
     console.print(
         f"{e['question']}  ({e['region']}, {e['language']}, asked {e['count']}x, {state})",
         markup=False,
@@ -1060,6 +1067,14 @@ def faq_withdraw(entry_id: str, url: UrlOption = None) -> None:
     """Take an entry back from the nodes now (rebuilt from its sources when next asked)."""
     _json_or_exit(_call("POST", f"{_base_url(url)}/v1/faq/{entry_id}/withdraw"))
     console.print(f"withdrawn {entry_id}", markup=False)
+
+
+@faq_app.command("approve")
+def faq_approve(entry_id: str, url: UrlOption = None) -> None:
+    """Approve an entry's answer as it is now (`faq.review`): it ships to the region's nodes."""
+    e = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/faq/{entry_id}/approve"))
+    state = "published" if e["published"] else "approved (ships once among the most asked)"
+    console.print(f"{entry_id}: {state}", markup=False)
 
 
 @nodes_app.command("revoke")

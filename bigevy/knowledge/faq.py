@@ -37,6 +37,7 @@ class FaqGroup:
     count: int
     last_seen: float
     sources: tuple[str, ...] = ()  # the ids of the documents its answer was taken from
+    approved: bool = False  # an operator approved this answer (with `faq.review` on)
 
     @property
     def document_id(self) -> str:
@@ -63,6 +64,7 @@ def _schema(dimensions: int) -> pa.Schema:
             pa.field("last_seen", pa.float64()),
             pa.field("vector", pa.list_(pa.float32(), dimensions)),
             pa.field("sources", pa.string()),  # a JSON list of document ids
+            pa.field("approved", pa.bool_()),
         ]
     )
 
@@ -75,6 +77,8 @@ class FaqStore:
             self.table = self.db.open_table(name)
             if "sources" not in self.table.schema.names:  # a table from before sources
                 self.table.add_columns({"sources": "CAST('[]' AS STRING)"})
+            if "approved" not in self.table.schema.names:  # ... or before review
+                self.table.add_columns({"approved": "CAST(false AS BOOLEAN)"})
         else:
             self.table = self.db.create_table(name, schema=_schema(dimensions))
         self._lock = threading.Lock()
@@ -106,7 +110,14 @@ class FaqStore:
                 better = grounded or not row["grounded"]
                 values: dict[str, Any] = {"count": row["count"] + 1, "last_seen": now}
                 if better:
-                    values.update(answer=answer, grounded=grounded, sources=json.dumps(sources))
+                    # An approval is of one text: a new answer waits for its own.
+                    approved = bool(row.get("approved")) and answer == row["answer"]
+                    values.update(
+                        answer=answer,
+                        grounded=grounded,
+                        sources=json.dumps(sources),
+                        approved=approved,
+                    )
                 self.table.update(where=f"id = {sql_literal(row['id'])}", values=values)
                 row = {**row, **values}
             else:
@@ -122,6 +133,7 @@ class FaqStore:
                     "last_seen": now,
                     "vector": vector,
                     "sources": json.dumps(sources),
+                    "approved": False,
                 }
                 self.table.add([row])
         return _group(row)
@@ -138,8 +150,8 @@ class FaqStore:
         rows.sort(key=lambda r: (-r["count"], -r["last_seen"], r["id"]))
         return [_group(r) for r in rows[:k]]
 
-    def entries(self, region: str | None, limit: int) -> list[FaqGroup]:
-        """Groups (of one region, or all), most asked first."""
+    def entries(self, region: str | None, limit: int | None) -> list[FaqGroup]:
+        """Groups (of one region, or all), most asked first (`limit` None: all)."""
         query = self.table.search()
         if region is not None:
             query = query.where(f"region = {sql_literal(region)}")
@@ -157,11 +169,16 @@ class FaqStore:
         found = self.entry(group_id)
         if found is not None:
             with self._lock:
-                self.table.update(
-                    where=f"id = {sql_literal(group_id)}",
-                    values={"answer": "", "grounded": False, "sources": "[]"},
-                )
+                self.table.update(where=f"id = {sql_literal(group_id)}", values=WITHDRAWN)
         return found
+
+    def approve(self, group_id: str, answer: str) -> FaqGroup | None:
+        """Approve the group's answer if it is still `answer` (what the operator read); the
+        group as it is now, if it exists."""
+        where = f"id = {sql_literal(group_id)} AND answer = {sql_literal(answer)}"
+        with self._lock:
+            self.table.update(where=f"{where} AND grounded = true", values={"approved": True})
+        return self.entry(group_id)
 
     def withdraw_citing(self, document_ids: list[str]) -> list[FaqGroup]:
         """The groups whose answer came from any of `document_ids`, as they were; their answers
@@ -175,13 +192,12 @@ class FaqStore:
             rows = self.table.search().where(cited).select(COLUMNS).limit(None).to_list()
             if rows:
                 ids = ", ".join(sql_literal(r["id"]) for r in rows)
-                self.table.update(
-                    where=f"id IN ({ids})",
-                    values={"answer": "", "grounded": False, "sources": "[]"},
-                )
+                self.table.update(where=f"id IN ({ids})", values=WITHDRAWN)
         return [_group(r) for r in rows]
 
 
+#: A group with no answer: taken again from the sources at its next asking.
+WITHDRAWN = {"answer": "", "grounded": False, "sources": "[]", "approved": False}
 #: What is read of a group (not its vector).
 COLUMNS = [
     "id",
@@ -193,6 +209,7 @@ COLUMNS = [
     "count",
     "last_seen",
     "sources",
+    "approved",
 ]
 
 
@@ -207,4 +224,5 @@ def _group(row: dict[str, Any]) -> FaqGroup:
         int(row["count"]),
         float(row["last_seen"]),
         tuple(json.loads(row.get("sources") or "[]")),
+        bool(row.get("approved")),
     )

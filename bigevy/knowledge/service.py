@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bigevy.answers.cache import AnswerCache
+from bigevy.answers.sentences import comparable, prose_sentences
 from bigevy.config import KnowledgeSpec
 from bigevy.errors import Conflict, NotFound, PayloadTooLarge
 from bigevy.knowledge.chunking import document_chunks
@@ -28,7 +29,6 @@ from bigevy.knowledge.records import (
     WriteResult,
 )
 from bigevy.knowledge.store import KnowledgeStore
-from bigevy.sentences import comparable, prose_sentences
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 #: How far apart the clocks of the replica that answered and this one may be (s).
@@ -255,9 +255,21 @@ class KnowledgeService:
         )
         if group.count < spec.min_count:
             return []
+        return await self._publish(region)
+
+    async def _publish(self, region: str) -> list[str]:
+        """Publish the region's most asked groups as `faq` documents (so they ship to its
+        nodes) and retire those no longer among them; the ids published."""
+        spec = self.spec.faq
+        assert self.faq is not None
         top = await asyncio.to_thread(self.faq.top, region, spec.per_region)
-        # Nothing that is not backed by sources is published to nodes.
-        published = [g for g in top if g.count >= spec.min_count and g.grounded]
+        # Nothing that is not backed by sources is published to nodes; with review on, nothing
+        # an operator has not approved either.
+        published = [
+            g
+            for g in top
+            if g.count >= spec.min_count and g.grounded and (g.approved or not spec.review)
+        ]
         docs = [
             DocumentIn(
                 id=g.document_id,
@@ -284,18 +296,20 @@ class KnowledgeService:
                 await asyncio.to_thread(self.store.delete, row["id"])
         return sorted(kept)
 
-    async def faq_entries(self, region: str | None, limit: int) -> list[dict[str, Any]]:
-        """FAQ groups, most asked first, each with whether it is published to nodes now."""
+    async def faq_entries(
+        self, region: str | None, limit: int, awaiting_review: bool = False
+    ) -> list[dict[str, Any]]:
+        """FAQ groups, most asked first, each with whether it is published to nodes now;
+        only those awaiting an operator's review if asked."""
         if self.faq is None:
             return []
-        groups = await asyncio.to_thread(self.faq.entries, region, limit)
-        return [await self._faq_view(g) for g in groups]
+        groups = await asyncio.to_thread(self.faq.entries, region, None)
+        if awaiting_review:
+            groups = [g for g in groups if self._awaiting_review(g)]
+        return [await self._faq_view(g) for g in groups[:limit]]
 
     async def faq_entry(self, group_id: str) -> dict[str, Any]:
-        group = None if self.faq is None else await asyncio.to_thread(self.faq.entry, group_id)
-        if group is None:
-            raise NotFound(f"no FAQ entry {group_id!r}", param="id")
-        return await self._faq_view(group)
+        return await self._faq_view(await self._faq_group(group_id))
 
     async def withdraw_faq(self, group_id: str) -> dict[str, Any]:
         """An operator takes an entry back: its answer is cleared (taken again from the sources
@@ -306,9 +320,38 @@ class KnowledgeService:
         await asyncio.to_thread(self.store.delete, group.document_id)
         return await self.faq_entry(group_id)
 
+    async def approve_faq(self, group_id: str) -> dict[str, Any]:
+        """An operator approves an entry's answer as it is now (`faq.review`): it ships once
+        it is among its region's most asked. A changed answer needs approving again."""
+        group = await self._faq_group(group_id)
+        if not (group.answer and group.grounded):
+            raise Conflict(
+                f"FAQ entry {group_id!r} has no answer backed by sources to approve; it is "
+                "taken again from the sources at its next asking",
+                code="nothing_to_approve",
+            )
+        assert self.faq is not None
+        await asyncio.to_thread(self.faq.approve, group_id, group.answer)
+        await self._publish(group.region)
+        return await self.faq_entry(group_id)
+
+    async def _faq_group(self, group_id: str) -> FaqGroup:
+        group = None if self.faq is None else await asyncio.to_thread(self.faq.entry, group_id)
+        if group is None:
+            raise NotFound(f"no FAQ entry {group_id!r}", param="id")
+        return group
+
     async def _faq_view(self, group: FaqGroup) -> dict[str, Any]:
         published = await asyncio.to_thread(self.store.get, group.document_id)
-        return {**dataclasses.asdict(group), "published": published is not None}
+        return {
+            **dataclasses.asdict(group),
+            "published": published is not None,
+            "awaiting_review": self._awaiting_review(group),
+        }
+
+    def _awaiting_review(self, group: FaqGroup) -> bool:
+        review = self.spec.faq.review
+        return review and group.grounded and bool(group.answer) and not group.approved
 
     async def _backed(self, answer: str, sources: list[str]) -> bool:
         """Whether every sentence of `answer` (an SMS: perhaps cut, perhaps without accents
