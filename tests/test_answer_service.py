@@ -20,6 +20,7 @@ from bigevy.gateway.service import OpenAIService
 from bigevy.gateway.writer import ChatWriter
 from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.embedder import Embedder
+from bigevy.knowledge.faq import FaqStore
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 from bigevy.knowledge.records import DocumentIn
 from bigevy.knowledge.service import KnowledgeService
@@ -64,7 +65,8 @@ class InProcess:
         async def embed(texts: list[str]) -> list[list[float]]:
             return embedder.encode(texts)
 
-        self.knowledge = KnowledgeService(store, embed, spec)
+        faq = FaqStore(str(where / "lancedb"), embedder.model_id, embedder.dimensions)
+        self.knowledge = KnowledgeService(store, embed, spec, faq=faq)
         self.run(self.knowledge.put_many([DocumentIn(**d) for d in DOCS.values()]))
         store.maintain()
         models = {m.id: ModelServer(m) for m in self.settings.models}
@@ -85,9 +87,9 @@ class InProcess:
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(work)
 
-    def ask(self, message: str, **fields: Any) -> EvyAnswer:
+    def ask(self, message: str, enrolled: str | None = None, **fields: Any) -> EvyAnswer:
         query = EvyQuery(node_id="node-1", message=message, **fields)
-        return self.run(self.service.query(query))
+        return self.run(self.service.query(query, enrolled))
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +154,21 @@ def test_an_answer_asked_again_comes_from_the_cache(app: InProcess) -> None:
 
     again = app.run(asyncio.wait_for(cached(), timeout=30))
     assert again.sms == first.sms and again.citations == first.citations
+
+
+def test_a_question_asked_often_ships_to_the_askers_region_as_an_faq(app: InProcess) -> None:
+    question = "what should I do if my house is flooding"
+    for _ in range(3):
+        answer = app.ask(question, enrolled="Riverside", region="Riverside")
+    assert answer.answer_mode == "extractive"
+
+    async def published() -> list[dict[str, Any]]:
+        while True:  # counted after the reply, in the background
+            entries = await app.knowledge.faq_entries("Riverside", 10)
+            if entries and entries[0]["published"]:
+                return entries
+            await asyncio.sleep(0.05)
+
+    (entry,) = app.run(asyncio.wait_for(published(), timeout=30))
+    assert entry["answer"] == answer.sms and "flood" in entry["sources"]
+    assert app.run(app.knowledge.faq_entries("elsewhere", 10)) == []

@@ -18,8 +18,9 @@ from bigevy.knowledge.records import Hit, SearchFilters, SearchMode
 class Retriever(Protocol):
     """The knowledge base: `KnowledgeService` in-process, or its deployment through a handle.
 
-    It also keeps the answer cache (bigevy/answers/cache.py): the cache lives beside the one
-    writer of documents, which drops an answer in the same call that changes a source of it.
+    It also keeps what is built from answers, beside the one writer of documents, which drops
+    them in the same call that changes a source: the answer cache (bigevy/answers/cache.py)
+    and the FAQ.
     """
 
     async def search(
@@ -33,6 +34,18 @@ class Retriever(Protocol):
         ...
 
     async def cached_answer(self, key: dict[str, Any], question: str) -> dict[str, Any] | None: ...
+
+    async def observe_question(
+        self,
+        question: str,
+        answer: str,
+        grounded: bool,
+        region: str,
+        language: str,
+        sources: list[str],
+    ) -> list[str]:
+        """Count an escalated question towards its region's FAQ (bigevy/knowledge/faq.py)."""
+        ...
 
     async def remember_answer(
         self,

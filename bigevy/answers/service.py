@@ -135,10 +135,39 @@ class AnswerService:
         self.support = SupportCheck(self.composer.embed)  # sharing its cache of sentences
         self.relevance_floor = relevance_floor
         self.emergencies = EmergencyNumbers(retriever)
-        self._caching = BackgroundTasks("caching an answer")  # after the reply, not before
+        # After the reply, not before.
+        self._caching = BackgroundTasks("caching an answer")
+        self._counting = BackgroundTasks("counting a question for the FAQ")
         gazetteer()  # read now (0.3 s), not while the first question waits
 
-    async def query(self, query: EvyQuery) -> EvyAnswer:
+    async def query(self, query: EvyQuery, enrolled_region: str | None = None) -> EvyAnswer:
+        """The answer to an escalation. `enrolled_region`: the region the asking node enrolled
+        in, if it names one; its FAQ counts the question."""
+        answer = await self._answer(query)
+        if not answer.triage.emergency and enrolled_region is not None:
+            self._counting.start(self._count(query, answer, enrolled_region))
+        return answer
+
+    async def _count(self, query: EvyQuery, answer: EvyAnswer, region: str) -> None:
+        """Frequent questions become FAQ knowledge for their region's nodes (after the reply:
+        the caller never waits for it).
+
+        The region is the one the asking node enrolled in, whatever the request says: a node
+        could otherwise publish into any region. A node of no region publishes nowhere (an FAQ
+        entry in `global` would ship to every node)."""
+        await self.retriever.observe_question(
+            query.message,
+            answer.sms,
+            # Only an answer made of its sources' own sentences can be backed by them word for
+            # word (the knowledge service checks it again against the sources as they are
+            # now); a model's checked answer is not, nor a refusal.
+            answer.answer_mode == "extractive",
+            region,
+            query.language,
+            [c.document_id for c in answer.citations],
+        )
+
+    async def _answer(self, query: EvyQuery) -> EvyAnswer:
         started = time.perf_counter()
         profile = system_prompt(query.profile)  # an unknown profile is a 400 before anything
         spec = self.generator.spec(query.model)  # an unknown model is a 404 whatever the message

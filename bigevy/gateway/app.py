@@ -48,7 +48,6 @@ from bigevy.api.openai import (
     ModelList,
     error_responses,
 )
-from bigevy.background import BackgroundTasks
 from bigevy.connectors.state import SourceHealth
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.fleet.contributions import ContributionQueue
@@ -202,7 +201,6 @@ def create_app(
         BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
     )
     alerts = AlertService(fleet)
-    faq_tasks = BackgroundTasks("counting a question for the FAQ")
     add_fleet_routes(app.router, fleet, knowledge.revision, alerts)
     add_sync_routes(app.router, sync)
     hub = AlertHub(alerts, asyncio.to_thread, poll_s=limits.alert_poll_s)
@@ -439,9 +437,10 @@ def create_app(
             return replayed  # before any lookup: a replay reads nothing else
         started = time.perf_counter()
         try:
+            enrolled = await enrolled_region(query.node_id)
             if query.region is None:
-                query = query.model_copy(update={"region": await enrolled_region(query.node_id)})
-            answer: EvyAnswer = await guarded(evy.query(query))
+                query = query.model_copy(update={"region": enrolled})
+            answer: EvyAnswer = await guarded(evy.query(query, enrolled))
         except BaseException:
             if idempotency_key:
                 await asyncio.to_thread(fleet.release_reply, scope, idempotency_key)
@@ -459,8 +458,6 @@ def create_app(
             sms_segments=answer.sms_segments,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        if not answer.triage.emergency:
-            faq_tasks.start(count_question(query, answer))
         return answer
 
     async def enrolled_region(node_id: str) -> str | None:
@@ -471,27 +468,6 @@ def create_app(
         except NotFound:  # an admin or escalator key may ask for a node not enrolled here
             return None
         return None if region == "global" else region
-
-    async def count_question(query: EvyQuery, answer: EvyAnswer) -> None:
-        """Frequent questions become FAQ knowledge for their region's nodes (after the reply:
-        the caller never waits for it).
-
-        The region is the one the asking node enrolled in, whatever the request says: a node
-        could otherwise publish into any region. A node of no region publishes nowhere (an
-        FAQ entry in `global` would ship to every node)."""
-        region = await enrolled_region(query.node_id)
-        if region is None:
-            return
-        await knowledge.backend.observe_question(
-            query.message,
-            answer.sms,
-            # Only an answer made of its sources' own sentences is backed by them throughout;
-            # a model's checked answer is not yet (no sentence-support check), nor a refusal.
-            answer.answer_mode == "extractive",
-            region,
-            query.language,
-            [c.document_id for c in answer.citations],
-        )
 
     @app.post(
         "/llm/generate",
