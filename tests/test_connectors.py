@@ -407,6 +407,19 @@ GARBAGE = [
     pytest.param(
         "rss", "this is not a feed", 200, 0.0, "is not an RSS or Atom feed", id="rss-garbage"
     ),
+    # 13 KB that feedparser's lenient parser expanded to 10 MB (its strict parser is not
+    # reached: the entity is used where XML does not allow it).
+    pytest.param(
+        "rss",
+        '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "' + "x" * 1000 + '">]>'
+        "<rss version='2.0'><channel><title>t</title><item><title>a</title><description>"
+        + "&big;" * 2000
+        + "</description></item></channel><junk>&unknown;</rss>",
+        200,
+        0.0,
+        "DOCTYPE",
+        id="rss-entity-expansion-refused",
+    ),
 ]
 GOOD = {
     "cap": ("nws_original_warning.json", "application/geo+json"),

@@ -16,6 +16,7 @@ import httpx
 
 from bigevy.connectors.base import Batch, SourceError, document_id, fetch_bytes, make_document
 from bigevy.connectors.spec import SourceSpec
+from bigevy.connectors.xmlsafe import UnsafeXML, refuse_dtd
 
 
 class RssConnector:
@@ -27,6 +28,10 @@ class RssConnector:
     async def fetch(self, client: httpx.AsyncClient) -> Batch:
         assert self.spec.url is not None
         body = await fetch_bytes(client, self.spec, self.spec.url)
+        try:
+            refuse_dtd(body)  # before feedparser, whose lenient parser expands entities
+        except UnsafeXML as exc:
+            raise SourceError(f"{self.spec.url}: {exc}") from None
         feed = feedparser.parse(body, sanitize_html=True, resolve_relative_uris=False)
         if not feed.get("version") and not feed.entries:
             why = feed.get("bozo_exception") or "no <rss>, <feed> or <rdf> root"
