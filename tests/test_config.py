@@ -151,3 +151,23 @@ def test_ray_cluster_yaml_matches_rays_launcher_schema() -> None:
     assert config["head_node_type"] in types
     assert any(t["resources"].get("GPU") for t in types.values())
     assert any(not t["resources"].get("GPU") and name != "head" for name, t in types.items())
+
+
+def test_every_node_of_the_shipped_cluster_starts_ray_with_token_auth() -> None:
+    """Whoever reaches a Ray's GCS or dashboard without a token can submit a job, which runs
+    next to the signing key and the database."""
+    config = yaml.safe_load((REPO / "ray_cluster.yaml").read_text())
+    token_path = "$HOME/bigevy/ray_auth_token"
+    assert config["file_mounts"]["~/bigevy/ray_auth_token"] == "./ray_auth_token"
+    starts = [
+        c
+        for key in ("head_start_ray_commands", "worker_start_ray_commands")
+        for c in config[key]
+        if "ray start" in c
+    ]
+    assert len(starts) == 2
+    for command in starts:
+        assert "RAY_AUTH_MODE=token" in command and f"RAY_AUTH_TOKEN_PATH={token_path}" in command
+        assert "0.0.0.0" not in command  # the dashboard on loopback: reached through SSH
+    assert "--dashboard-host=127.0.0.1" in starts[0]
+    assert "ray_auth_token" in (REPO / ".gitignore").read_text().split()
