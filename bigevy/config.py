@@ -292,6 +292,9 @@ def _default_rate_limits() -> dict[str, RateLimit]:
         "reader": RateLimit(per_second=10.0, burst=50),
         "operator": RateLimit(per_second=20.0, burst=100),
         "admin": RateLimit(per_second=50.0, burst=200),
+        # Per client address: invalid keys and enrolment tokens presented (each a database
+        # lookup; guessing). A missing key costs nothing and is not counted.
+        "failed_auth": RateLimit(per_second=0.2, burst=20),
     }
 
 

@@ -18,11 +18,12 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 #: Authenticated by the enrolment token in its body, not by a key.
 TOKEN_AUTH = {("POST", "/v1/nodes/enroll")}
 NODE_LIMIT = RateLimit(per_second=2.0, burst=4)
+FAILED_AUTH_LIMIT = RateLimit(per_second=0.5, burst=3)
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    limits = {**FleetSpec().rate_limits, "node": NODE_LIMIT}
+    limits = {**FleetSpec().rate_limits, "node": NODE_LIMIT, "failed_auth": FAILED_AUTH_LIMIT}
     return Settings(data_dir=tmp_path_factory.mktemp("data"), fleet=FleetSpec(rate_limits=limits))
 
 
@@ -208,3 +209,35 @@ def test_an_escalation_retried_with_its_idempotency_key_is_answered_once(base_ur
     again = httpx.post(f"{base_url}/v1/evy/query", json=body, headers=headers, timeout=120)
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_no_body_is_read_before_the_caller_is_known(base_url: str) -> None:
+    junk = b"{not json" + b" " * 50_000
+    for headers in ({}, bearer("bek_nosuchkey.secret")):
+        reply = httpx.post(f"{base_url}/v1/knowledge/documents", content=junk, headers=headers)
+        assert reply.status_code == 401, reply.text  # not 422: the body was never parsed
+    # Enrolment, the one route without a key, takes a small body.
+    big = {"token": "x", "name": "n", "model_version": "x" * 10_000}
+    reply = httpx.post(f"{base_url}/v1/nodes/enroll", json=big, timeout=30)
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "payload_too_large"
+
+
+def test_an_address_guessing_keys_or_tokens_is_slowed_down(base_url: str) -> None:
+    """Last in the module: the runner's own address is held back for a moment."""
+    url = f"{base_url}/v1/models"
+    codes = [
+        httpx.get(url, headers=bearer(f"bek_guess{i}.secret"), timeout=30).status_code
+        for i in range(FAILED_AUTH_LIMIT.burst + 1)
+    ]
+    assert codes[0] == 401 and codes[-1] == 429, codes  # earlier tests may have spent some
+    enrolment = httpx.post(f"{base_url}/v1/nodes/enroll", json={"token": "guess", "name": "n"})
+    assert enrolment.status_code == 429
+    held = httpx.get(url, headers=bearer("bek_guess.again"), timeout=30)
+    assert held.status_code == 429 and held.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(held.headers["Retry-After"]) <= 2
+    # The address recovers as its bucket refills.
+    deadline = time.monotonic() + 30
+    while (reply := httpx.get(url, headers=bearer("bek_guess.later"))).status_code == 429:
+        assert time.monotonic() < deadline, "the address was never let through again"
+        time.sleep(0.2)
+    assert reply.status_code == 401

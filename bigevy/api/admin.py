@@ -34,6 +34,7 @@ class Readiness(BaseModel):
     ready: bool
     models: dict[str, str] = Field(description="Model id -> state.")
     deployments: dict[str, str] = Field(description="Serve deployment -> status.")
+    checked_at: float = Field(description="When this was read (Unix s); read every few s.")
 
 
 class Liveness(BaseModel):

@@ -53,7 +53,13 @@ from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
 from bigevy.fleet.service import FleetService
-from bigevy.gateway.access import Authenticator, KeyAuthenticator, acting_as, allow
+from bigevy.gateway.access import (
+    AuthenticateFirst,
+    Authenticator,
+    KeyAuthenticator,
+    acting_as,
+    allow,
+)
 from bigevy.gateway.alerts import AlertHub, add_alert_routes
 from bigevy.gateway.bodylimit import BodyLimit
 from bigevy.gateway.contributions import add_contribution_routes
@@ -63,6 +69,8 @@ from bigevy.gateway.fleet import IdempotencyKey, add_fleet_routes, caller_of, cl
 from bigevy.gateway.gate import DeploymentGate
 from bigevy.gateway.knowledge import KnowledgeGateway
 from bigevy.gateway.legacy import LegacyService
+from bigevy.gateway.reading import Reading
+from bigevy.gateway.responses import error_response
 from bigevy.gateway.service import OpenAIService
 from bigevy.gateway.sync import add_sync_routes
 from bigevy.gateway.writer import ChatWriter
@@ -72,6 +80,8 @@ from bigevy.knowledge.taxonomy import Category, Source
 log = logging.getLogger(__name__)
 
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
+#: How long a /readyz reading serves (anyone may ask; each reading costs a Serve round trip).
+READINESS_TTL_S = 2.0
 
 
 def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
@@ -98,13 +108,6 @@ def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
             )
         seen = seen.__cause__
     return None
-
-
-def error_response(error: BigEvyError) -> JSONResponse:
-    headers = {}
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI, retry_after: int) -> None:
@@ -200,6 +203,8 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
     )
+    # Added last, so it runs first: no body is read for a caller without a valid key.
+    app.add_middleware(AuthenticateFirst, authenticator=app.state.authenticator)
     alerts = AlertService(fleet)
     add_fleet_routes(app.router, fleet, knowledge.revision, alerts)
     add_sync_routes(app.router, sync)
@@ -244,12 +249,16 @@ def create_app(
         """Public: the gateway process is alive."""
         return Liveness()
 
+    ready = Reading(service.readiness, READINESS_TTL_S)
+
     @app.get(
         "/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["ops"]
     )
     async def readyz() -> JSONResponse:
-        """Public: every deployment healthy and every model loaded (503 until then)."""
-        readiness = await service.readiness()
+        """Public: every deployment healthy and every model loaded (503 until then). Read at
+        most every `READINESS_TTL_S`: anyone may call it, and each reading is a Serve
+        controller round trip and a call to every model."""
+        readiness = await ready.get()
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
     @app.get(

@@ -60,6 +60,11 @@ class _TooLarge(Exception):
     pass
 
 
+def limited(app: ASGIApp, max_bytes: int) -> BodyLimit:
+    """`app` with one body limit on every route."""
+    return BodyLimit(app, max_bytes, max_bytes)
+
+
 async def _refuse(send: Send, limit: int) -> None:
     error = PayloadTooLarge(f"request body over the {limit}-byte limit of this route")
     body = json.dumps(error.to_dict()).encode()

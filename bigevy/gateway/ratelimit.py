@@ -49,6 +49,15 @@ class TokenBuckets:
             return None
         return (1 - bucket.tokens) / limit.per_second
 
+    def waiting(self, key: str, role: str) -> float | None:
+        """Seconds until `key`'s bucket has a token, or None if it has one now (none spent)."""
+        limit = self.limits.get(role)
+        bucket = self._buckets.get(key)
+        if limit is None or bucket is None:
+            return None
+        tokens = min(limit.burst, bucket.tokens + (self.clock() - bucket.at) * limit.per_second)
+        return None if tokens >= 1 else (1 - tokens) / limit.per_second
+
     def _forget_full(self, now: float) -> None:
         for key, bucket in list(self._buckets.items()):
             if now - bucket.at > 3600:

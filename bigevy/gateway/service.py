@@ -353,7 +353,10 @@ class OpenAIService:
             status == "HEALTHY" for status in deployment_status.values()
         )
         return Readiness(
-            ready=ready, models={s.id: s.state for s in statuses}, deployments=deployment_status
+            ready=ready,
+            models={s.id: s.state for s in statuses},
+            deployments=deployment_status,
+            checked_at=time.time(),
         )
 
 
