@@ -22,12 +22,14 @@ with `*` (any beginning). Terms are matched on whole words, longest first, witho
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.resources import files
 from typing import Literal
 
 EmergencyKind = Literal["medical", "fire", "police", "disaster"]
@@ -315,6 +317,16 @@ QUESTION_TOPICS: dict[str, str] = {
         """,
 }
 
+#: More words for the starter pack's topics (and the topics themselves, in English search
+#: words), by language: `topic_words.json`, written from the documents and everyday usage,
+#: without reading the benchmark's questions. Its `notes` say which words are doubtful.
+TOPIC_WORDS: dict[str, list[str]] = {
+    topic: [" ".join(w.split()) for key, ws in by.items() if key != "notes" for w in ws]
+    for topic, by in json.loads(
+        (files("bigevy.answers") / "topic_words.json").read_text(encoding="utf-8")
+    ).items()
+}
+
 #: When no topic word is found, what each kind's safety steps are about.
 KIND_TOPICS: dict[EmergencyKind, str] = {
     "medical": "first aid until help arrives",
@@ -431,7 +443,11 @@ _URGENCY = _Lexicon.of(_weights(URGENCY))
 _CONTEXT = _Lexicon.of(_weights(CONTEXT))
 _TOPIC_OF = {t: topic for topic, spec in TOPICS.items() for t in _terms(spec)}
 _TOPIC = _Lexicon.of(dict.fromkeys(_TOPIC_OF, 1.0))
-_ANY_TOPIC_OF = _TOPIC_OF | {t: q for q, spec in QUESTION_TOPICS.items() for t in _terms(spec)}
+_ANY_TOPIC_OF = (
+    _TOPIC_OF
+    | {t: q for q, spec in QUESTION_TOPICS.items() for t in _terms(spec)}
+    | {t: q for q, words in TOPIC_WORDS.items() for t in words}
+)
 _ANY_TOPIC = _Lexicon.of(dict.fromkeys(_ANY_TOPIC_OF, 1.0))
 
 # Words of the lexicons that typos are corrected towards (only plain words of 4+ letters).
@@ -444,6 +460,16 @@ _VOCABULARY = frozenset(
     if "*" not in w and len(w) >= 4
 )
 _MISSING_LETTER = {w[:i] + w[i + 1 :]: w for w in _VOCABULARY if len(w) >= 6 for i in range(len(w))}
+#: Words one typo away from a lexicon's word that are words themselves, left as written: the
+#: topics' own words, and everyday words ("poisson", fish, is not "poison"; "primeiros
+#: socorros", first aid, is no cry for "socorro").
+_NOT_TYPOS = (
+    frozenset(
+        {w for term in _ANY_TOPIC_OF for w in term.split() if "*" not in w}
+        | {"poisson", "poissons", "quemada", "quemadas", "socorros", "auxilios"}
+    )
+    - _VOCABULARY
+)
 
 
 @cache
@@ -451,7 +477,7 @@ def _correct(token: str) -> str:
     """Fix one swapped pair ("fier") or, in longer words, one missing or extra letter."""
     if token in ABBREVIATIONS:
         return ABBREVIATIONS[token]
-    if len(token) < 4 or token in _VOCABULARY:
+    if len(token) < 4 or token in _VOCABULARY or token in _NOT_TYPOS:
         return token
     for i in range(len(token) - 1):
         swapped = token[:i] + token[i + 1] + token[i] + token[i + 2 :]
