@@ -102,6 +102,17 @@ def test_an_ordinary_question_names_its_topics_in_english_too() -> None:
     ]
     assert topics_named("Bonjour, ça va ?") == []
     assert not triage("que faire contre la diarrhée").emergency
+    # Everyday words for the pack's topics (answers/topic_words.json).
+    assert topics_named("como fazer massagem cardiaca") == ["CPR chest compressions rescue breaths"]
+    assert topics_named("dónde refugiarse de los rayos") == ["lightning thunderstorm"]
+
+
+def test_words_are_not_corrected_into_other_words() -> None:
+    """One letter from a lexicon's word, but a word of its own: fish is not poison, and first
+    aid is no cry for help."""
+    assert topics_named("je voudrais du poisson grillé") == []
+    assert not triage("primeiros socorros para queimadura").emergency
+    assert not triage("curso de primeros auxilios").emergency
 
 
 @pytest.mark.parametrize("message", ["", "   ", "\n\t"])
