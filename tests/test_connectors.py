@@ -66,7 +66,7 @@ class RecordingSink:
         self.calls.append("documents")
         self.docs += docs
 
-    async def alerts(self, alerts: list[AlertIn]) -> None:
+    async def alerts(self, alerts: list[AlertIn], source: str) -> None:
         self._maybe_fail("alerts")
         self.calls.append("alerts")
         self.alerts_in += alerts

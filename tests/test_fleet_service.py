@@ -3,12 +3,15 @@ keys, enrolment, heartbeats and node state as time passes. No Ray needed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from bigevy.alerts.service import AlertService
+from bigevy.api.alerts import AlertIn
 from bigevy.api.fleet import EnrollRequest, HeartbeatIn
 from bigevy.config import FleetSpec
 from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
@@ -183,3 +186,61 @@ def test_a_reply_is_reserved_before_it_is_given_so_retries_are_answered_once(
     assert fleet.claim_reply(node_id, "sms-2", "/v1/evy/query") is None
     clock.now += 601  # the replica answering it died: its reservation is taken over
     assert fleet.claim_reply(node_id, "sms-2", "/v1/evy/query") is None
+
+
+def _alert(**fields: object) -> AlertIn:
+    return AlertIn(
+        **{
+            "identifier": "flood-1",
+            "sender": "met.example",
+            "event": "Flood",
+            "severity": "Severe",
+            "urgency": "Immediate",
+            "headline": "River flooding",
+            "regions": ["KE"],
+            "expires": time.time() + 3600,
+            **fields,
+        }
+    )
+
+
+def test_an_alert_is_named_within_its_origin(fleet: FleetService) -> None:
+    """A feed cannot update or cancel an operator's alert, or another feed's, by naming the
+    same CAP sender and identifier."""
+    alerts = AlertService(fleet)
+    ours, created = alerts.post(_alert(), "key-1")
+    assert created and ours.origin == "operator"
+    theirs, created = alerts.post(_alert(headline="Rewritten"), None, "source:rogue")
+    assert created and theirs.id != ours.id and theirs.origin == "source:rogue"
+    refused(lambda: alerts.post(_alert(msg_type="Cancel"), None, "source:other"), NotFound)
+    alerts.post(_alert(msg_type="Cancel"), None, "source:rogue")
+    kept = alerts.get(ours.id)
+    assert kept.status == "active" and kept.headline == "River flooding" and kept.version == 1
+
+
+def test_alerts_from_before_origins_keep_theirs_as_operators(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO alerts (id, sender, identifier, version, status, event, severity, "
+                "urgency, regions, headline, sent, expires, created_at, updated_at, signed, "
+                "signature) VALUES ('alert-old', 's', 'i', 1, 'active', 'e', 'Severe', "
+                "'Immediate', '[\"KE\"]', 'h', 0, 9e9, 0, 0, '{}', 'sig')"
+            )
+        )
+    upgrade(engine)
+    with engine.begin() as connection:
+        origin = connection.execute(text("SELECT origin FROM alerts")).scalar_one()
+        assert origin == "operator"
+        # The same pair from another origin is another alert now.
+        connection.execute(
+            text(
+                "INSERT INTO alerts (id, origin, sender, identifier, version, status, event, "
+                "severity, urgency, regions, headline, sent, expires, created_at, updated_at, "
+                "signed, signature) VALUES ('alert-new', 'source:feed', 's', 'i', 1, 'active', "
+                "'e', 'Severe', 'Immediate', '[\"KE\"]', 'h', 0, 9e9, 0, 0, '{}', 'sig')"
+            )
+        )
+    engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bigevy.api.alerts import AlertIn, AlertOut, Delivery, SignedAlert
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from bigevy.fleet.models import Alert, AlertDelivery, Node
+from bigevy.fleet.models import OPERATOR_ORIGIN, Alert, AlertDelivery, Node
 from bigevy.fleet.service import FleetService
 from bigevy.sync.package import Signed
 
@@ -72,12 +72,15 @@ class AlertService:
 
     # -- operators and connectors ------------------------------------------------------------
 
-    def post(self, body: AlertIn, created_by: str | None) -> tuple[AlertOut, bool]:
-        """Create, update (same sender + identifier) or cancel; (the alert, created?).
+    def post(
+        self, body: AlertIn, created_by: str | None, origin: str = OPERATOR_ORIGIN
+    ) -> tuple[AlertOut, bool]:
+        """Create, update (same origin, sender and identifier) or cancel; (the alert,
+        created?). `origin`: "operator", or "source:<name>" for a connector.
 
         Posting the same content again changes nothing (no new version, nothing re-sent)."""
         try:
-            return self._post(body, created_by)
+            return self._post(body, created_by, origin)
         finally:
             self._forget_live()
 
@@ -85,7 +88,7 @@ class AlertService:
         """After a write (committed by now): this replica's next `live()` reads afresh."""
         self._live = (float("-inf"), [])
 
-    def _post(self, body: AlertIn, created_by: str | None) -> tuple[AlertOut, bool]:
+    def _post(self, body: AlertIn, created_by: str | None, origin: str) -> tuple[AlertOut, bool]:
         now = self.clock()
         content = body.model_dump(mode="json")
         content["sent"] = body.sent or now
@@ -94,7 +97,9 @@ class AlertService:
         with self.sessions.begin() as session:
             alert = session.scalars(
                 select(Alert).where(
-                    Alert.sender == body.sender, Alert.identifier == body.identifier
+                    Alert.origin == origin,
+                    Alert.sender == body.sender,
+                    Alert.identifier == body.identifier,
                 )
             ).first()
             if body.msg_type == "Cancel":
@@ -110,6 +115,7 @@ class AlertService:
             if alert is None:
                 alert = Alert(
                     id=f"alert-{random.token_hex(8)}",
+                    origin=origin,
                     sender=body.sender,
                     identifier=body.identifier,
                     version=0,
@@ -212,6 +218,7 @@ class AlertService:
             status=status,
             identifier=alert.identifier,
             sender=alert.sender,
+            origin=alert.origin,
             event=alert.event,
             severity=alert.severity,
             urgency=alert.urgency,

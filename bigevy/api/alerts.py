@@ -80,6 +80,7 @@ class AlertOut(BaseModel):
     status: Literal["active", "cancelled", "expired"]
     identifier: str
     sender: str
+    origin: str = Field(description="operator, or source:<name> for a connector.")
     event: str
     severity: Severity
     urgency: Urgency

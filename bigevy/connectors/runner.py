@@ -51,8 +51,9 @@ class Sink(Protocol):
         """Add or update these knowledge documents (same id = replace)."""
         ...
 
-    async def alerts(self, alerts: list[AlertIn]) -> None:
-        """Send, update (same sender + identifier) or withdraw (msg_type Cancel) these alerts."""
+    async def alerts(self, alerts: list[AlertIn], source: str) -> None:
+        """Send, update (same sender + identifier, from the same `source`) or withdraw
+        (msg_type Cancel) these alerts of `source`."""
         ...
 
     async def deleted(self, ids: list[str]) -> None:
@@ -241,7 +242,7 @@ class ConnectorRunner:
         step = "alerts"
         try:
             if new_alerts:
-                await self.sink.alerts(new_alerts)
+                await self.sink.alerts(new_alerts, name)
             # The source's current alerts: ones that left it have expired or were cancelled.
             state.alerts = alert_hashes if batch.complete else {**state.alerts, **alert_hashes}
             step = "documents"

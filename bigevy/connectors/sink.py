@@ -32,11 +32,11 @@ class ServerSink:
             if isinstance(outcome, BigEvyError):
                 log.warning("connector document %s refused: %s", doc.id, outcome.message)
 
-    async def alerts(self, alerts: list[AlertIn]) -> None:
+    async def alerts(self, alerts: list[AlertIn], source: str) -> None:
         for alert in alerts:
-            # NotFound: a cancel of an alert we never had; nothing to withdraw.
+            # NotFound: a cancel of an alert this source never sent; nothing to withdraw.
             with contextlib.suppress(NotFound):
-                await asyncio.to_thread(self.alert_service.post, alert, None)
+                await asyncio.to_thread(self.alert_service.post, alert, None, f"source:{source}")
 
     async def deleted(self, ids: list[str]) -> None:
         for document_id in ids:

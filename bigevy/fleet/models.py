@@ -203,14 +203,23 @@ class Rollout(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+OPERATOR_ORIGIN = "operator"
+
+
 class Alert(Base):
     """An emergency alert (CAP's core fields) and the signed text nodes receive; `version`
     grows with every change (update, cancel), which is what nodes acknowledge."""
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("sender", "identifier"),)
+    __table_args__ = (
+        UniqueConstraint("origin", "sender", "identifier", name="uq_alert_origin_identity"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: Who posted it: "operator", or "source:<name>" for a connector. CAP's (sender,
+    #: identifier) names an alert within its origin only: a feed cannot update or cancel an
+    #: operator's alert, or another feed's, by naming the same pair.
+    origin: Mapped[str] = mapped_column(String(120), default=OPERATOR_ORIGIN)
     sender: Mapped[str] = mapped_column(String(200))
     identifier: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
