@@ -19,7 +19,9 @@ class Replay:
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, str, bytes, float]] = {}
+        self.extra_headers: dict[str, dict[str, str]] = {}
         self.hits: dict[str, int] = {}
+        self.received: dict[str, dict[str, str]] = {}  # the last request's headers, by path
         self.base_url = ""
 
     def serve(
@@ -30,9 +32,11 @@ class Replay:
         status: int = 200,
         content_type: str = "application/json",
         delay: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> str:
         data = body.encode() if isinstance(body, str) else body
         self.routes[path] = (status, content_type, data, delay)
+        self.extra_headers[path] = headers or {}
         return self.base_url + path
 
     def file(self, path: str, name: str, content_type: str = "application/json") -> str:
@@ -46,6 +50,7 @@ def replay_server() -> Iterator[Replay]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             replay.hits[self.path] = replay.hits.get(self.path, 0) + 1
+            replay.received[self.path] = {k.lower(): v for k, v in self.headers.items()}
             status, content_type, body, delay = replay.routes.get(
                 self.path, (404, "text/plain", b"not found", 0.0)
             )
@@ -55,6 +60,8 @@ def replay_server() -> Iterator[Replay]:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in replay.extra_headers.get(self.path, {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):

@@ -263,6 +263,46 @@ def test_cap_atom_feed_with_embedded_and_linked_alerts(server: Replay) -> None:
     scenario([spec], body)
 
 
+def test_links_and_redirects_stay_within_the_source(server: Replay) -> None:
+    """A feed's links and redirects cannot reach another host (the server's own network
+    included), and the source's API key never goes anywhere but its own origin."""
+    elsewhere = server.base_url.replace("127.0.0.1", "localhost")  # the same server, by name
+    feed = (DATA / "cap_feed.atom").read_text()
+    linked = feed.replace('href="/cap/severe_thunderstorm.xml"', f'href="{elsewhere}/cap/x.xml"')
+    url = server.serve("/cap/feed.atom", linked, content_type="application/atom+xml")
+    server.file("/cap/x.xml", "cap_severe_thunderstorm.xml", "application/xml")
+    key = {"Authorization": "Bearer source-secret"}
+    texas = {"name": "texas", "kind": "cap", "regions": {"Travis, TX": ["austin"]}}
+    spec = SourceSpec(**texas, url=url, headers=key)
+    # Listed in follow_hosts, a loopback name is refused all the same.
+    listed = SourceSpec(**{**texas, "name": "listed"}, url=url, follow_hosts=["localhost"])
+
+    async def body(runner: ConnectorRunner, sink: RecordingSink) -> None:
+        results = await runner.run_due(NOW)
+        assert [r.ok for r in results] == [False, False]
+        assert "followed only within" in results[0].reason
+        assert "not a public address" in results[1].reason
+        assert "/cap/x.xml" not in server.hits
+
+    scenario([spec, listed], body)
+
+    # A redirect out of the origin is refused; one within it is followed, with the key.
+    moved = server.serve("/moved", "", status=302, headers={"Location": f"{elsewhere}/news.rss"})
+    server.serve("/here", "", status=302, headers={"Location": "/news.rss"})
+    server.file("/news.rss", "news.rss", "application/rss+xml")
+    away = SourceSpec(name="away", kind="rss", url=moved, headers=key)
+    near = SourceSpec(name="near", kind="rss", url=server.base_url + "/here", headers=key)
+
+    async def redirected(runner: ConnectorRunner, sink: RecordingSink) -> None:
+        away_result, near_result = await runner.run_due(NOW)
+        assert not away_result.ok and "followed only within" in away_result.reason
+        assert near_result.ok and sink.docs
+        assert server.received["/news.rss"]["authorization"] == "Bearer source-secret"
+
+    scenario([away, near], redirected)
+    assert server.hits["/news.rss"] == 1  # only the redirect within the origin reached it
+
+
 def test_rss_and_atom_entries_become_news_documents(server: Replay) -> None:
     rss = SourceSpec(
         name="tcn", kind="rss", url=server.file("/news.rss", "news.rss", "application/rss+xml")

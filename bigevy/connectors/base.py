@@ -8,10 +8,13 @@ message becomes the source's health reason, so it is written for an operator to 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -56,24 +59,72 @@ class Connector(Protocol):
         ...
 
 
+#: Redirects followed for one fetch, at most.
+MAX_REDIRECTS = 5
+
+
 async def fetch_bytes(client: httpx.AsyncClient, spec: SourceSpec, url: str) -> bytes:
-    """GET `url` with the source's headers, timeout and size limit; failures as `SourceError`."""
+    """GET `url` with the source's timeout and size limit; failures as `SourceError`.
+
+    `url` is the source's own, or a link or redirect found in what it served. Those are
+    followed only within the source's origin or to a host it lists in `follow_hosts`, never
+    to a loopback, private or link-local address other than its own, and the source's headers
+    (API keys) go only to its own origin (`checked_target`). Redirects are followed here, not
+    by httpx, so every hop is checked."""
+    for _ in range(MAX_REDIRECTS + 1):
+        await checked_target(spec, url)
+        headers = spec.headers if _origin(url) == _origin(spec.url or "") else {}
+        try:
+            async with client.stream(
+                "GET", url, headers=headers, timeout=spec.timeout_s, follow_redirects=False
+            ) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                if response.status_code >= 400:
+                    raise SourceError(f"HTTP {response.status_code} from {url}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > spec.max_bytes:
+                        raise SourceError(f"response from {url} exceeds {spec.max_bytes} bytes")
+                return bytes(body)
+        except httpx.TimeoutException:
+            raise SourceError(f"timed out after {spec.timeout_s:g}s fetching {url}") from None
+        except httpx.HTTPError as exc:
+            raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+    raise SourceError(f"more than {MAX_REDIRECTS} redirects fetching {url}")
+
+
+async def checked_target(spec: SourceSpec, url: str) -> None:
+    """`SourceError` unless `url` may be fetched for this source: its own origin (which the
+    operator chose, loopback or not), or a host its `follow_hosts` names that resolves to no
+    loopback, private, link-local or reserved address (a feed's link must not reach the
+    server's own network)."""
+    if _origin(url) == _origin(spec.url or ""):
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or host not in spec.follow_hosts:
+        raise SourceError(
+            f"{url}: links and redirects are followed only within {_origin(spec.url or '')} "
+            "or to the source's follow_hosts"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        async with client.stream(
-            "GET", url, headers=spec.headers, timeout=spec.timeout_s, follow_redirects=True
-        ) as response:
-            if response.status_code >= 400:
-                raise SourceError(f"HTTP {response.status_code} from {url}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > spec.max_bytes:
-                    raise SourceError(f"response from {url} exceeds {spec.max_bytes} bytes")
-            return bytes(body)
-    except httpx.TimeoutException:
-        raise SourceError(f"timed out after {spec.timeout_s:g}s fetching {url}") from None
-    except httpx.HTTPError as exc:
-        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+        found = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError as exc:
+        raise SourceError(f"cannot resolve {host}: {exc}") from None
+    for *_, address in found:
+        ip = ipaddress.ip_address(address[0])
+        if not ip.is_global or ip.is_multicast:
+            raise SourceError(f"{url}: {host} resolves to {ip}, which is not a public address")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/-]")

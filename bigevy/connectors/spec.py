@@ -105,6 +105,12 @@ class SourceSpec(_Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Sent with each request (API keys, Accept, ...)."
     )
+    follow_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Hosts besides the url's own that links and redirects may lead to (a "
+        "CAP feed linking its alerts on a CDN); never a private or loopback address.",
+    )
     timeout_s: float = Field(20.0, gt=0, description="Per HTTP request.")
     max_bytes: int = Field(20 * 2**20, ge=1024, description="Larger responses are refused.")
     max_items: int = Field(1000, ge=1, description="Items taken from one fetch, at most.")
