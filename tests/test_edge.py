@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -27,7 +28,14 @@ from bigevy.edge.client import (
     Queued,
     RetryPolicy,
 )
-from bigevy.edge.errors import AuthError, Conflict, InvalidRequest, Unavailable
+from bigevy.edge.errors import (
+    AuthError,
+    Conflict,
+    InFlight,
+    InvalidRequest,
+    Unavailable,
+    error_from_response,
+)
 from bigevy.edge.outbox import DeliveryReport, Outbox
 from bigevy.edge.simulator import simulate
 from bigevy.fleet.models import Escalation, Heartbeat
@@ -202,6 +210,44 @@ def test_a_short_simulation_loses_no_acknowledged_heartbeat(
     assert report.kinds["escalation"].ok == asked
     assert report.outbox_depth == 0 and report.dead_letters == 0
     assert report.heartbeats_per_s > 0 and report.kinds["heartbeat"].p(95) is not None
+
+
+def test_a_request_still_being_answered_is_kept_for_later_not_given_up() -> None:
+    """The outbox gives up on a 409 (a used enrolment token) but not on this one."""
+    body = {"error": {"message": "still being answered", "code": "idempotency_key_in_use"}}
+    in_use = error_from_response(httpx.Response(409, json=body, headers={"Retry-After": "5"}))
+    assert isinstance(in_use, InFlight) and in_use.transient and in_use.retry_after == 5
+    used = {"error": {"message": "token already used", "code": "conflict"}}
+    assert not error_from_response(httpx.Response(409, json=used)).transient
+
+
+def test_a_retry_while_the_first_attempt_is_answered_gets_that_answer(
+    base_url: str, fleet: FleetService
+) -> None:
+    """The node gave up waiting and sent the question again, but bigEVY is still answering
+    it: the retry gets that answer (not 409, which once dead-lettered the question in the
+    outbox for good), and the question counts once."""
+
+    async def scenario() -> tuple[str, list[dict]]:
+        async with EdgeClient(base_url, retry=FAST) as edge:
+            node = await edge.enroll(new_token(base_url), NodeDescription(name="impatient"))
+        who = {"key": node.node_key, "node_id": node.node_id}
+        question = "how long should I boil river water before drinking it"
+
+        async def ask(after_s: float) -> dict:
+            await asyncio.sleep(after_s)  # the retry leaves while the first is answered
+            async with EdgeClient(base_url, retry=FAST, **who) as edge:
+                reply = await edge.escalate(question, region="KE", idempotency_key="sms-7")
+            assert isinstance(reply, dict)
+            return reply
+
+        return node.node_id, list(await asyncio.gather(ask(0.0), ask(0.02), ask(0.05)))
+
+    node_id, replies = asyncio.run(scenario())
+    assert replies[0]["sms"] and all(r == replies[0] for r in replies)
+    with fleet.sessions() as session:
+        asked = select(func.count()).select_from(Escalation).where(Escalation.node_id == node_id)
+        assert session.scalar(asked) == 1
 
 
 def test_the_outbox_delivers_exactly_once_after_an_outage(

@@ -65,6 +65,13 @@ class Conflict(EdgeError):
     """409: e.g. an enrolment token already used, or a revoked node."""
 
 
+class InFlight(Conflict):
+    """409 `idempotency_key_in_use`: the same request is still being answered; ask again
+    later and get that answer."""
+
+    transient = True
+
+
 class PayloadTooLarge(EdgeError):
     """413: the body is over the node routes' limit."""
 
@@ -102,6 +109,10 @@ _BY_STATUS: dict[int, type[EdgeError]] = {
 }
 
 
+#: Codes that call for another reaction than their status's.
+_BY_CODE: dict[str, type[EdgeError]] = {"idempotency_key_in_use": InFlight}
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
     if not value:
@@ -128,7 +139,9 @@ def error_from_response(response: httpx.Response) -> EdgeError:
     except ValueError:
         pass
     message = str(detail.get("message") or response.text.strip() or response.reason_phrase)
-    if status in _BY_STATUS:
+    if detail.get("code") in _BY_CODE:
+        cls = _BY_CODE[detail["code"]]
+    elif status in _BY_STATUS:
         cls = _BY_STATUS[status]
     elif status >= 500:
         cls = ServerError

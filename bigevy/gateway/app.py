@@ -450,23 +450,24 @@ def create_app(
             if query.region is None:
                 query = query.model_copy(update={"region": enrolled})
             answer: EvyAnswer = await guarded(evy.query(query, enrolled))
+            body = answer.model_dump(mode="json")
+            await asyncio.to_thread(
+                fleet.record_escalation,
+                reply=(scope, idempotency_key, body) if idempotency_key else None,
+                node_id=caller.node_id,
+                language=query.language,
+                region=query.region,
+                message_chars=len(query.message),
+                emergency_kind=answer.triage.kind,
+                model=answer.model,
+                sms_segments=answer.sms_segments,
+                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         except BaseException:
+            # Unanswered or unrecorded: the key is free again, so a retry is answered afresh.
             if idempotency_key:
                 await asyncio.to_thread(fleet.release_reply, scope, idempotency_key)
             raise
-        body = answer.model_dump(mode="json")
-        await asyncio.to_thread(
-            fleet.record_escalation,
-            reply=(scope, idempotency_key, body) if idempotency_key else None,
-            node_id=caller.node_id,
-            language=query.language,
-            region=query.region,
-            message_chars=len(query.message),
-            emergency_kind=answer.triage.kind,
-            model=answer.model,
-            sms_segments=answer.sms_segments,
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
         return answer
 
     async def enrolled_region(node_id: str) -> str | None:

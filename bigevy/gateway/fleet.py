@@ -34,7 +34,7 @@ from bigevy.api.fleet import (
     TokenCreated,
 )
 from bigevy.api.openai import error_responses
-from bigevy.errors import Forbidden
+from bigevy.errors import Conflict, Forbidden
 from bigevy.fleet.roles import ADMINS, ANY_ROLE, NODE_OR_ADMIN, STATUS_READERS, Caller, Role
 from bigevy.fleet.service import FleetService
 from bigevy.gateway.access import acting_as, allow
@@ -227,6 +227,12 @@ def add_fleet_routes(
         return await run(fleet.revoke_node, node_id)
 
 
+#: How long a retry waits for the attempt still answering it before it gets 409, and how
+#: often it looks.
+IN_FLIGHT_WAIT_S = 30.0
+IN_FLIGHT_POLL_S = 0.25
+
+
 async def claim_or_replay(
     fleet: FleetService, scope: str, key: str | None, route: str
 ) -> JSONResponse | None:
@@ -234,7 +240,18 @@ async def claim_or_replay(
     reply already given to it."""
     if not key:
         return None
-    stored = await asyncio.to_thread(fleet.claim_reply, scope, key, route)
+    waited = 0.0
+    while True:
+        try:
+            stored = await asyncio.to_thread(fleet.claim_reply, scope, key, route)
+            break
+        except Conflict:
+            # A retry of a request still being answered (an outbox after a timeout) waits
+            # for that answer rather than being refused: its node would have to come back.
+            if waited >= IN_FLIGHT_WAIT_S:
+                raise
+            await asyncio.sleep(IN_FLIGHT_POLL_S)
+            waited += IN_FLIGHT_POLL_S
     if stored is None:
         return None
     status, body = stored
