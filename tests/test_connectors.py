@@ -585,8 +585,8 @@ def test_directory_files_become_documents_updates_and_deletions(tmp_path: Path) 
     async def body(runner: ConnectorRunner, sink: RecordingSink) -> None:
         await runner.run_due(NOW)
         assert sorted(d.id for d in sink.docs) == [
-            "clinic-east",
-            "clinic-north",
+            "local:clinic-east",
+            "local:clinic-north",
             "local:library_hours.txt",
             "local:shelters.md",
         ]
@@ -598,8 +598,8 @@ def test_directory_files_become_documents_updates_and_deletions(tmp_path: Path) 
             "austin",
         )
         assert sink.doc("local:library_hours.txt").title == "library hours"
-        assert sink.doc("clinic-east").category == "healthcare"
-        assert sink.doc("clinic-north").category == "community"
+        assert sink.doc("local:clinic-east").category == "healthcare"
+        assert sink.doc("local:clinic-north").category == "community"
 
         sink.clear()
         (folder / "shelters.md").write_text("# Emergency shelters\n\nThe Palmer Center is full.\n")
@@ -612,7 +612,7 @@ def test_directory_files_become_documents_updates_and_deletions(tmp_path: Path) 
         lines = (folder / "clinics" / "clinics.jsonl").read_text().splitlines()
         (folder / "clinics" / "clinics.jsonl").write_text(lines[0] + "\n")
         await runner.run_due(NOW + 2 * hour)
-        assert sorted(sink.deleted_ids) == ["clinic-north", "local:library_hours.txt"]
+        assert sorted(sink.deleted_ids) == ["local:clinic-north", "local:library_hours.txt"]
         assert sink.docs == []
 
         sink.clear()
@@ -625,6 +625,27 @@ def test_directory_files_become_documents_updates_and_deletions(tmp_path: Path) 
         (folder / "clinics" / "clinics.jsonl").write_text(lines[0] + "\n")
         [result] = await runner.run_due(runner.next_due())
         assert result.ok and sink.calls == []
+
+    scenario([spec], body)
+
+
+def test_the_directory_follows_no_link_and_its_lines_overwrite_nothing(tmp_path: Path) -> None:
+    folder, secrets = tmp_path / "docs", tmp_path / "data"
+    (folder / "notes").mkdir(parents=True)
+    secrets.mkdir()
+    (secrets / "signing_key.md").write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n")
+    (folder / "key.md").symlink_to(secrets / "signing_key.md")
+    (folder / "linked").symlink_to(secrets, target_is_directory=True)
+    (folder / "notes" / "water.md").write_text("# Water\n\nBoil it.\n")
+    line = {"id": "cpr", "title": "CPR", "text": "Something else entirely."}
+    (folder / "notes" / "overwrite.jsonl").write_text(json.dumps(line) + "\n")
+    spec = SourceSpec(name="docs", kind="directory", path=folder, category="community")
+
+    async def body(runner: ConnectorRunner, sink: RecordingSink) -> None:
+        [result] = await runner.run_due(NOW)
+        assert result.ok, result.reason
+        assert sorted(d.id for d in sink.docs) == ["docs:cpr", "docs:notes/water.md"]
+        assert not any("PRIVATE KEY" in d.text for d in sink.docs)
 
     scenario([spec], body)
 

@@ -3,7 +3,8 @@
 A .md or .txt file is one document, id `<source>:<relative path>`, titled by its leading
 Markdown heading (else its file name). A .jsonl file holds one document per line in bigEVY's
 own fields (id, title, text, and optionally category, source, url, region, language,
-priority; the source's settings fill the rest). The folder is a mirror: a removed file (or
+priority; the source's settings fill the rest); its ids become `<source>:<id>`. Symbolic
+links are not followed. The folder is a mirror: a removed file (or
 line) is a deleted document. Files are the operator's own, so one unreadable file fails the
 whole fetch with its name, instead of quietly deleting what it used to hold.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -49,19 +51,27 @@ class DirectoryConnector:
         return batch
 
     def _files(self, root: Path) -> list[Path]:
+        """The folder's own files: no symbolic link is followed (one to the signing key would
+        become a searchable document shipped to nodes), nor anything outside the folder."""
+        real = root.resolve()
         return [
             p
             for p in root.rglob("*")
             if p.suffix.lower() in SUFFIXES
-            and p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and not _linked(root, p)
+            and p.is_file()
+            and p.resolve().is_relative_to(real)
         ]
 
     def _read(self, root: Path, path: Path) -> list[DocumentIn]:
         try:
-            if path.stat().st_size > self.spec.max_bytes:
-                raise SourceError(f"{path} exceeds {self.spec.max_bytes} bytes")
-            content = path.read_text(encoding="utf-8")
+            # O_NOFOLLOW: a file swapped for a link after the listing is refused too.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as file:
+                if os.fstat(file.fileno()).st_size > self.spec.max_bytes:
+                    raise SourceError(f"{path} exceeds {self.spec.max_bytes} bytes")
+                content = file.read().decode("utf-8")
         except FileNotFoundError:
             return []  # removed while scanning: gone, as the next scan will also see
         except (OSError, UnicodeDecodeError) as exc:
@@ -89,6 +99,10 @@ class DirectoryConnector:
             raise SourceError(f"{path}:{number}: invalid JSON: {exc}") from None
         if not isinstance(fields, dict):
             raise SourceError(f"{path}:{number}: expected a JSON object per line")
+        if isinstance(fields.get("id"), str):
+            # Namespaced like every id of the source: a line cannot overwrite a document of
+            # another source, or an operator's.
+            fields["id"] = document_id(self.spec.name, fields["id"])
         return self._document(f"{path}:{number}", fields)
 
     def _document(self, where: str, fields: dict[str, object]) -> DocumentIn:
@@ -104,6 +118,16 @@ class DirectoryConnector:
             return make_document(**values)
         except ValueError as exc:
             raise SourceError(f"{where}: {exc}") from None
+
+
+def _linked(root: Path, path: Path) -> bool:
+    """Whether `path` or a folder between it and `root` is a symbolic link."""
+    here = path
+    while here != root:
+        if here.is_symlink():
+            return True
+        here = here.parent
+    return False
 
 
 def _lines(content: str) -> list[tuple[int, str]]:
