@@ -302,6 +302,9 @@ class FleetSpec(_Strict):
     """The lilEVY fleet: liveness thresholds, history kept, limits per caller."""
 
     heartbeat_interval_s: int = Field(60, ge=1, description="What nodes are told to use.")
+    max_pending_contributions: int = Field(
+        200, ge=1, description="Contributions a node may have awaiting review at once."
+    )
     stale_after_s: float = Field(180, gt=0, description="No heartbeat for this long: stale.")
     offline_after_s: float = Field(1800, gt=0, description="...and for this long: offline.")
     heartbeat_retention_s: float = Field(7 * 86400, gt=0, description="History kept per node.")

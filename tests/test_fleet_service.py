@@ -244,3 +244,18 @@ def test_alerts_from_before_origins_keep_theirs_as_operators(database_url: str) 
             )
         )
     engine.dispose()
+
+
+def test_a_node_has_a_share_of_the_review_queue(fleet: FleetService) -> None:
+    from bigevy.api.contributions import ContributedDocument
+    from bigevy.fleet.contributions import ContributionQueue
+
+    fleet.spec = fleet.spec.model_copy(update={"max_pending_contributions": 2})
+    queue = ContributionQueue(fleet)
+    node_id, _ = enroll(fleet)
+    docs = [ContributedDocument(title=f"Note {i}", text=f"Market day {i}.") for i in range(3)]
+    first = queue.submit(node_id, docs[:2])
+    assert queue.submit(node_id, docs[:1]) == first[:1]  # a retry adds nothing: let through
+    refused(lambda: queue.submit(node_id, docs[2:]), Conflict, "review_queue_full")
+    queue.decide(first[0], "rejected", None, "unclear")
+    assert len(queue.submit(node_id, docs[2:])) == 1  # reviewed: room again

@@ -336,6 +336,12 @@ def test_contributed_knowledge_waits_for_review(base_url: str, tmp_path: Path) -
     )
     assert legacy.status_code == 202
     borehole, bus = sent.json()["ids"]
+    # A node's limits: the node routes' body size, and notes for the reviewer, not a document.
+    heavy = {"documents": [{"title": f"T{i}", "text": "x" * 19_000} for i in range(5)]}
+    assert node.post("/v1/sync/contributions", heavy).status_code == 413
+    noted = {"title": "Notes", "text": "Short.", "metadata": {"notes": "y" * 5000}}
+    refused = node.post("/v1/sync/contributions", {"documents": [noted]})
+    assert refused.status_code == 422 and "metadata" in refused.json()["error"]["message"]
 
     search = {"query": "zyxwell borehole", "mode": "keyword"}
     assert API.post(f"{base_url}/v1/rag/search", json=search).json()["hits"] == []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bigevy.api.knowledge import NonBlank
 from bigevy.knowledge.taxonomy import Category
+
+#: A contribution's metadata, as JSON: notes for the reviewer, not a second document.
+METADATA_BYTES = 4096
 
 
 class ContributedDocument(BaseModel):
@@ -18,7 +22,18 @@ class ContributedDocument(BaseModel):
     text: NonBlank = Field(max_length=20_000)
     title: NonBlank = Field(max_length=500)
     category: Category = Category.community
-    metadata: dict[str, Any] = Field(default={}, description="Kept for the reviewer.")
+    metadata: dict[str, Any] = Field(
+        default={},
+        description=f"Kept for the reviewer: at most {METADATA_BYTES} bytes as JSON.",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > METADATA_BYTES:
+            raise ValueError(f"metadata is {size} bytes as JSON; at most {METADATA_BYTES}")
+        return value
 
 
 class ContributionBatch(BaseModel):

@@ -32,13 +32,15 @@ class ContributionQueue:
         self.clock = clock
 
     def submit(self, node_id: str, docs: list[ContributedDocument]) -> list[str]:
-        """Queue each document once per node (the same one again keeps its first id)."""
+        """Queue each document once per node (the same one again keeps its first id). A node
+        with `max_pending_contributions` awaiting review gets 409 until they are reviewed."""
         ids = []
         for doc in docs:
             digest = _hash(doc)
             try:
                 with self.sessions.begin() as session:
                     self.fleet.live_node(session, node_id)
+                    self._room(session, node_id, digest)
                     row = Contribution(
                         id=f"contrib-{random.token_hex(6)}",
                         node_id=node_id,
@@ -63,6 +65,25 @@ class ContributionQueue:
                         ).one()
                     )
         return ids
+
+    def _room(self, session: Session, node_id: str, digest: str) -> None:
+        """Conflict if the node's pending contributions fill its share of the queue (a retry
+        of one already queued is let through: it adds nothing)."""
+        cap = self.fleet.spec.max_pending_contributions
+        mine = select(func.count()).where(
+            Contribution.node_id == node_id, Contribution.status == "pending"
+        )
+        if (session.scalar(mine) or 0) < cap:
+            return
+        again = select(Contribution.id).where(
+            Contribution.node_id == node_id, Contribution.content_hash == digest
+        )
+        if session.scalar(again) is None:
+            raise Conflict(
+                f"node {node_id!r} has {cap} contributions awaiting review; offer more once "
+                "an operator has reviewed them",
+                code="review_queue_full",
+            )
 
     def list(
         self, status: str | None, offset: int, limit: int

@@ -14,7 +14,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Routes nodes call: their bodies are small, so their limit is too.
-NODE_ROUTES = ("/v1/nodes", "/v1/evy/query", "/llm/generate", "/search")
+NODE_ROUTES = (
+    "/v1/nodes",
+    "/v1/evy/query",
+    "/llm/generate",
+    "/search",
+    "/v1/sync/contributions",
+    "/sync/knowledge",
+)
 
 
 class BodyLimit:
