@@ -264,6 +264,41 @@ def shifted_to_now(recorded: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
+class RawStream:
+    """A node's alert stream read line by line in a thread, until the server ends it."""
+
+    def __init__(self, base_url: str, node: dict[str, Any]) -> None:
+        import threading
+
+        self.opened, self.ended = threading.Event(), threading.Event()
+        headers = {"Authorization": f"Bearer {node['node_key']}"}
+
+        def read() -> None:
+            try:
+                url = f"{base_url}/v1/alerts/stream"
+                with httpx.stream("GET", url, headers=headers, timeout=None) as reply:
+                    for line in reply.iter_lines():
+                        if line.startswith(": connected"):
+                            self.opened.set()
+            except httpx.HTTPError:
+                pass
+            self.ended.set()
+
+        self.thread = threading.Thread(target=read, daemon=True)
+        self.thread.start()
+        assert self.opened.wait(30), "the stream did not open"
+
+
+def test_a_node_holds_one_stream_and_loses_it_when_revoked(base_url: str) -> None:
+    node = enroll(base_url, "twice", region="valley")
+    first = RawStream(base_url, node)
+    second = RawStream(base_url, node)  # the node reconnected: the old stream goes
+    assert first.ended.wait(30) and not second.ended.is_set()
+    revoked = API.post(f"{base_url}/v1/nodes/{node['node_id']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    assert second.ended.wait(30), "a revoked node kept its alert stream"
+
+
 def test_a_weather_service_alert_reaches_the_nodes_of_its_mapped_area(
     base_url: str, nodes: dict[str, Any], feed: Replay, tmp_path: Path
 ) -> None:

@@ -60,6 +60,8 @@ class Node(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float)
     #: The latest heartbeat's figures, so listing the fleet reads one row per node.
     last_status: Mapped[dict | None] = mapped_column(JSON)
+    #: The node's one live alert stream (any gateway replica): a newer one replaces it.
+    alert_stream: Mapped[str | None] = mapped_column(String(32))
 
 
 class EnrollmentToken(Base):

@@ -356,6 +356,34 @@ class FleetService:
                 raise NotFound(f"no node {node_id!r}", param="node_id")
             return region
 
+    def open_stream(self, node_id: str) -> str:
+        """A new alert stream for the node: its id, which replaces any stream it had."""
+        stream = random.token_hex(8)
+        with self.sessions.begin() as session:
+            self.live_node(session, node_id).alert_stream = stream
+        return stream
+
+    def current_streams(self, keys: dict[str, str]) -> dict[str, str | None]:
+        """For each node (node id -> the key its stream was opened with): the stream it may
+        hold now, or None if the node or the key was revoked or the key has expired."""
+        now = self.clock()
+        found: dict[str, str | None] = dict.fromkeys(keys)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Node.id, Node.alert_stream, ApiKey.id)
+                .join(ApiKey, ApiKey.node_id == Node.id)
+                .where(
+                    Node.id.in_(list(keys)),
+                    Node.revoked_at.is_(None),
+                    ApiKey.revoked_at.is_(None),
+                    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+                )
+            )
+            for node_id, stream, key_id in rows:
+                if keys[node_id] == key_id:
+                    found[node_id] = stream
+        return found
+
     def revoke_node(self, node_id: str) -> NodeOut:
         """The node and every key it holds stop working at once; its history stays."""
         now = self.clock()

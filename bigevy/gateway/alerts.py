@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -30,6 +32,19 @@ ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429)
 KEEPALIVE_S = 15.0
 
 
+#: How often a replica checks that its streams are still their nodes' one stream, and that
+#: no node or key among them was revoked.
+STREAM_CHECK_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Stream:
+    node_id: str
+    region: str
+    key_id: str
+    stream_id: str
+
+
 class AlertHub:
     """Streams of the nodes connected to this replica, and what each has been pushed."""
 
@@ -42,8 +57,9 @@ class AlertHub:
         self.alerts = alerts
         self.run = run
         self.poll_s = poll_s
-        self.streams: dict[asyncio.Queue[SignedAlert], tuple[str, str]] = {}  # → (node, region)
+        self.streams: dict[asyncio.Queue[SignedAlert | None], _Stream] = {}
         self._known: dict[str, int] = {}
+        self._checked = time.monotonic()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -60,6 +76,8 @@ class AlertHub:
         while True:
             try:
                 await self._push_new(await self.run(self.alerts.live))
+                if time.monotonic() - self._checked >= STREAM_CHECK_S:
+                    await self._close_replaced()
             except Exception:
                 log.exception("following alerts failed; trying again")
             with contextlib.suppress(TimeoutError):
@@ -75,15 +93,32 @@ class AlertHub:
         for alert in fresh:
             if alert.id not in signed:
                 continue  # gone between the two reads
-            for queue, (_, region) in list(self.streams.items()):
-                if alert.reaches(region):
+            for queue, held in list(self.streams.items()):
+                if alert.reaches(held.region):
                     queue.put_nowait(signed[alert.id])
 
-    async def stream(self, node_id: str, region: str) -> AsyncIterator[str]:
-        """Server-sent events: every pending alert now, then each new version as it comes."""
+    async def _close_replaced(self) -> None:
+        """End the streams of this replica that a newer stream of their node replaced (on any
+        replica), or whose node or key was revoked since they opened."""
+        self._checked = time.monotonic()
+        if not self.streams:
+            return
+        keys = {held.node_id: held.key_id for held in self.streams.values()}
+        current = await self.run(self.alerts.fleet.current_streams, keys)
+        for queue, held in list(self.streams.items()):
+            if current.get(held.node_id) != held.stream_id:
+                queue.put_nowait(None)
+
+    async def stream(self, node_id: str, region: str, key_id: str) -> AsyncIterator[str]:
+        """Server-sent events: every pending alert now, then each new version as it comes.
+        One per node: a newer stream of the node ends this one, and so does revoking it."""
         self._ensure_running()
-        queue: asyncio.Queue[SignedAlert] = asyncio.Queue()
-        self.streams[queue] = (node_id, region)
+        stream_id = await self.run(self.alerts.fleet.open_stream, node_id)
+        for queue, held in list(self.streams.items()):
+            if held.node_id == node_id:
+                queue.put_nowait(None)  # replaced here at once; elsewhere at the next check
+        queue: asyncio.Queue[SignedAlert | None] = asyncio.Queue()
+        self.streams[queue] = _Stream(node_id, region, key_id, stream_id)
         try:
             for signed in await self.run(self.alerts.pending_for, node_id, region):
                 queue.put_nowait(signed)
@@ -94,6 +129,8 @@ class AlertHub:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if signed is None:
+                    return  # replaced or revoked
                 yield f"event: alert\nid: {signed.alert_id}:{signed.version}\n"
                 yield f"data: {signed.model_dump_json()}\n\n"
                 await self.run(
@@ -147,11 +184,11 @@ def add_alert_routes(
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events for this node: `event: alert`, `data:` a signed alert. Pending
         ones first, then new versions as they are posted; acknowledge each one."""
-        node_id = caller_of(request).node_id
-        assert node_id
-        region = await node_region(node_id)
+        caller = caller_of(request)
+        assert caller.node_id and caller.key_id
+        region = await node_region(caller.node_id)
         return StreamingResponse(
-            hub.stream(node_id, region),
+            hub.stream(caller.node_id, region, caller.key_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
