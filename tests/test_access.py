@@ -200,6 +200,46 @@ def test_oversized_bodies_get_413_and_write_nothing(base_url: str) -> None:
     assert API.get(f"{base_url}/v1/nodes/{node['node_id']}").json()["heartbeats"] == []
 
 
+def test_a_chunked_body_over_the_limit_gets_413_too(base_url: str) -> None:
+    node = enroll(base_url, "chunky")
+    url = f"{base_url}/v1/nodes/{node['node_id']}/heartbeat"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"model_version": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    headers = {**bearer(node["node_key"]), "Content-Type": "application/json"}
+    reply = httpx.post(url, content=chunks(), headers=headers, timeout=30)
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "payload_too_large"
+
+
+def test_numbers_json_cannot_store_and_oversized_inputs_are_refused(base_url: str) -> None:
+    """Infinity and NaN parse as JSON numbers, but a stored one made every later read of the
+    node fail; huge prompts and filter lists are refused before any work."""
+    node = enroll(base_url, "infinite")
+    as_node = {**bearer(node["node_key"]), "Content-Type": "application/json"}
+    beat = f"{base_url}/v1/nodes/{node['node_id']}/heartbeat"
+    for body in ('{"uptime_s": Infinity}', '{"measured_at": 1e999}'):
+        reply = httpx.post(beat, content=body, headers=as_node, timeout=30)
+        assert reply.status_code == 422, reply.text
+    assert API.get(f"{base_url}/v1/nodes/{node['node_id']}").status_code == 200
+    search = f"{base_url}/v1/rag/search"
+    nan = httpx.post(
+        search,
+        content='{"query": "water", "updated_after": NaN}',
+        headers={**bearer(API.key), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert nan.status_code == 422, nan.text
+    many = API.post(search, json={"query": "water", "regions": ["r"] * 1000})
+    assert many.status_code == 422
+    huge = [{"role": "user", "content": "x" * 200_000}] * 3
+    chat = API.post(f"{base_url}/v1/chat/completions", json={"messages": huge})
+    assert chat.status_code == 422 and "characters" in chat.json()["error"]["message"]
+
+
 def test_an_escalation_retried_with_its_idempotency_key_is_answered_once(base_url: str) -> None:
     node = enroll(base_url, "outbox")
     headers = {**bearer(node["node_key"]), "Idempotency-Key": "sms-42"}

@@ -22,7 +22,7 @@ class AlertIn(BaseModel):
     again updates that alert instead of sending a second one; `msg_type: "Cancel"` withdraws it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     identifier: str = Field(min_length=1, max_length=200, pattern=r"^[^\s,<&]+$")
     sender: str = Field("bigevy", min_length=1, max_length=200)
@@ -56,7 +56,7 @@ class SignedAlert(BaseModel):
 
 
 class AlertAck(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     version: int = Field(ge=1, description="The version the node now shows.")
 

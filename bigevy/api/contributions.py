@@ -17,7 +17,7 @@ METADATA_BYTES = 4096
 class ContributedDocument(BaseModel):
     """The prototype's shape: `{text, title, category, metadata}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     text: NonBlank = Field(max_length=20_000)
     title: NonBlank = Field(max_length=500)
@@ -37,7 +37,7 @@ class ContributedDocument(BaseModel):
 
 
 class ContributionBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     documents: list[ContributedDocument] = Field(min_length=1, max_length=50)
 
@@ -68,7 +68,7 @@ class ContributionList(BaseModel):
 
 
 class Review(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     reason: str = Field("", max_length=500, description="Shown to whoever reads the queue.")
     region: str | None = Field(

@@ -16,8 +16,13 @@ def _texts_only(value: Any) -> Any:
     raise ValueError("input must be a string or a list of strings (token ids are not accepted)")
 
 
+#: One text's characters, at most (the model reads its first 256 tokens; tokenising a
+#: megabyte to use a thousand characters of it is work for nothing).
+MAX_INPUT_CHARS = 50_000
+
+
 class EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     input: Annotated[str | list[str], BeforeValidator(_texts_only)] = Field(
         description="One text or a list of texts."
@@ -34,6 +39,8 @@ class EmbeddingRequest(BaseModel):
             raise ValueError("input must hold at least one text")
         if any(not text.strip() for text in texts):
             raise ValueError("input texts must not be empty")
+        if any(len(text) > MAX_INPUT_CHARS for text in texts):
+            raise ValueError(f"an input text holds more than {MAX_INPUT_CHARS} characters")
         return value
 
     @property

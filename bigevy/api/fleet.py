@@ -13,7 +13,7 @@ NodeState = Literal["online", "stale", "offline", "never_seen", "revoked"]
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     role: Role
     name: str = Field("", max_length=200)
@@ -48,7 +48,7 @@ class KeyList(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     expires_in_s: int | None = Field(None, ge=60, le=30 * 86400)
     region: str | None = Field(None, max_length=100, description="Pins the node's region.")
@@ -66,7 +66,7 @@ class TokenCreated(BaseModel):
 class NodeDescription(BaseModel):
     """What a lilEVY node says about itself when it enrols."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=200)
     region: str = Field("global", min_length=1, max_length=100)
@@ -90,7 +90,7 @@ class Enrollment(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     battery_percent: float | None = Field(None, ge=0, le=100)
     power_source: Literal["mains", "solar", "battery", "unknown"] = "unknown"
@@ -129,13 +129,13 @@ class HeartbeatReply(BaseModel):
 
 
 class HeartbeatOut(HeartbeatIn):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     received_at: float
 
 
 class NodeOut(NodeDescription):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     id: str
     state: NodeState

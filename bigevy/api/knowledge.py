@@ -22,7 +22,7 @@ NonBlank = Annotated[str, AfterValidator(_not_blank)]
 class DocumentBody(BaseModel):
     """A document as a client writes it (its id comes from the URL on PUT)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     title: str = Field(min_length=1, max_length=500)
     text: str = Field(min_length=1, description="Plain text; chunked and embedded by bigEVY.")
@@ -46,7 +46,7 @@ class DocumentReplace(DocumentBody):
 
 
 class DocumentOut(DocumentCreate):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     version: int
     revision: int
@@ -68,7 +68,7 @@ MAX_BATCH = 256
 
 
 class DocumentBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     documents: list[DocumentCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -126,15 +126,15 @@ class MaintenanceResult(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     query: NonBlank = Field(min_length=1, max_length=2000)
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     top_k: int = Field(5, ge=1, le=100)
-    categories: list[Category] = []
-    sources: list[Source] = []
-    regions: list[str] = []
-    languages: list[str] = []
+    categories: list[Category] = Field([], max_length=50)
+    sources: list[Source] = Field([], max_length=50)
+    regions: list[Annotated[str, Field(max_length=100)]] = Field([], max_length=100)
+    languages: list[Annotated[str, Field(max_length=16)]] = Field([], max_length=50)
     updated_after: float | None = Field(None, description="Unix seconds.")
 
 
@@ -165,7 +165,7 @@ class SearchResponse(BaseModel):
 class EvyQuery(BaseModel):
     """A question a lilEVY node could not answer locally (escalated over its uplink)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     node_id: str = Field(min_length=1, max_length=128)
     message: NonBlank = Field(min_length=1, max_length=1600, description="The SMS text asked.")

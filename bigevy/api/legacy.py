@@ -16,7 +16,8 @@ FILTER_KEYS = ("category", "source", "region", "language")
 class LegacyGenerateRequest(BaseModel):
     """`POST /llm/generate` as the prototype's lilEVY client sends it."""
 
-    model_config = ConfigDict(extra="ignore")  # old clients send fields we no longer use
+    # Old clients send fields we no longer use.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     prompt: NonBlank = Field(min_length=1, max_length=8000)
     context: str | None = Field(None, max_length=8000, description="Grounding text, if any.")
@@ -35,7 +36,7 @@ class LegacyGenerateResponse(BaseModel):
 class LegacySearchRequest(BaseModel):
     """`POST /search` as the prototype's lilEVY client sends it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     query: NonBlank = Field(min_length=1, max_length=2000)
     top_k: int = Field(5, ge=1, le=100)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     model: str | None = Field(None, description="Model id; the default model if omitted.")
     max_tokens: int | None = Field(None, description="1 to 2048; default from the model config.")
@@ -48,7 +48,7 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
@@ -63,8 +63,22 @@ class ChatMessage(BaseModel):
         return value
 
 
+#: A prompt's characters, at most: above any configured context (about 100k tokens), and small
+#: enough that rendering it does not stall a model replica's event loop.
+MAX_PROMPT_CHARS = 400_000
+
+
 class ChatCompletionRequest(_Request):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
+
+    @field_validator("messages")
+    @classmethod
+    def _bounded(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        total = sum(len(m.content or "") for m in value)
+        if total > MAX_PROMPT_CHARS:
+            raise ValueError(f"messages hold {total} characters; at most {MAX_PROMPT_CHARS}")
+        return value
+
     max_completion_tokens: int | None = Field(None, description="Alias of max_tokens.")
 
 
@@ -77,6 +91,9 @@ class CompletionRequest(_Request):
     def _single_prompt(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and len(value) != 1:
             raise ValueError("exactly one prompt per request is supported")
+        text = value if isinstance(value, str) else value[0]
+        if len(text) > MAX_PROMPT_CHARS:
+            raise ValueError(f"the prompt holds {len(text)} characters; at most {MAX_PROMPT_CHARS}")
         return value
 
     @property

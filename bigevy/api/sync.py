@@ -13,7 +13,7 @@ class SubscriptionIn(BaseModel):
     """What a node should hold. Empty lists mean: every category / language, and for regions
     the node's own region; entries of region "global" always match."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     categories: list[Category] = Field(default=[], max_length=len(Category))
     regions: list[str] = Field(default=[], max_length=100)
@@ -51,7 +51,7 @@ class SignedManifest(BaseModel):
 
 
 class AckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     package_id: str = Field(min_length=1, max_length=64)
     revision: int = Field(ge=0, description="The manifest's to_revision, now applied.")
@@ -61,7 +61,7 @@ class AckIn(BaseModel):
 class SyncErrorIn(BaseModel):
     """A node could not apply a package (it keeps its old knowledge and says why)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     package_id: str | None = Field(None, max_length=64)
     error: str = Field(min_length=1, max_length=500)

@@ -44,27 +44,28 @@ class BodyLimit:
         refused = False
 
         async def counting_receive() -> dict[str, Any]:
+            # A body without a Content-Length (chunked) is counted as it arrives. Over the
+            # limit, the 413 is sent here, and the app is told the client went: an exception
+            # raised into it would come out as its own 400.
             nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     refused = True
-                    raise _TooLarge
+                    await _refuse(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not refused:  # after the 413, nothing the app says goes out
+                await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await _refuse(send, limit)
+            await self.app(scope, counting_receive, guarded_send)
         except Exception:
             if not refused:
                 raise
-            await _refuse(send, limit)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def limited(app: ASGIApp, max_bytes: int) -> BodyLimit:
