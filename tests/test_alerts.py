@@ -264,6 +264,28 @@ def shifted_to_now(recorded: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
+def test_a_node_refuses_an_alert_signed_for_other_regions(
+    base_url: str, nodes: dict[str, Any], tmp_path: Path
+) -> None:
+    """Signed by bigEVY, but not for this node's region: a server mistake must not sound
+    another region's alarm."""
+    hills = nodes["elsewhere"]
+    posted = API.post(f"{base_url}/v1/alerts", json=alert("hills-only-1", ["hills"]))
+    assert posted.status_code == 201, posted.text
+
+    async def signed_for_hills() -> list[dict[str, Any]]:
+        async with EdgeClient(base_url, key=hills["node_key"], node_id=hills["node_id"]) as c:
+            reply = await c.heartbeat({})
+            assert isinstance(reply, HeartbeatReply)
+            return [s for s in reply.alerts if s["alert_id"] == posted.json()["id"]]
+
+    (signed,) = asyncio.run(signed_for_hills())
+    key = hills["signing_public_key"]
+    with pytest.raises(PackageRejected, match="not this node's"):
+        EdgeAlerts(tmp_path / "valley.db", key, "valley").receive(signed)
+    assert EdgeAlerts(tmp_path / "hills.db", key, "hills").receive(signed) is not None
+
+
 class RawStream:
     """A node's alert stream read line by line in a thread, until the server ends it."""
 

@@ -106,6 +106,18 @@ class Node:
         return self.get(f"/v1/sync/nodes/{self.id}").json()
 
 
+def test_the_node_checks_the_unsigned_fields_of_a_manifest_reply() -> None:
+    """`package_id` names a file and `download_url` is appended to the base URL: neither is
+    signed, so a path out of the work dir or another host is refused before use."""
+    from bigevy.edge.sync import _PACKAGE_ID, _local_path
+
+    assert _PACKAGE_ID.fullmatch("pkg-0123abcd")
+    assert not any(_PACKAGE_ID.fullmatch(p) for p in ("../../etc/cron.d/x", "a/b", "", ".x"))
+    assert _local_path("/v1/sync/packages/pkg-1/payload")
+    for bad in ("@evil.example/x", "//evil.example/x", "http://evil.example/x", "x", None):
+        assert not _local_path(bad), bad
+
+
 def test_a_node_takes_a_snapshot_then_exactly_the_changes(base_url: str, tmp_path: Path) -> None:
     write(
         base_url,

@@ -31,8 +31,11 @@ CREATE TABLE IF NOT EXISTS alerts (
 
 
 class EdgeAlerts:
-    def __init__(self, path: str | Path, public_key: str) -> None:
+    def __init__(self, path: str | Path, public_key: str, region: str | None = None) -> None:
+        """`region`: the node's own; alerts signed for other regions only are refused (a
+        server mistake must not sound another region's alarm here)."""
         self.public_key = public_key
+        self.region = region
         # The alert listener may run in a thread of its own; sqlite3 serialises access.
         self.db = sqlite3.connect(str(path), check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")  # one fsync per alert kept, still durable
@@ -48,6 +51,9 @@ class EdgeAlerts:
         alert = verify_signed(signed["alert"], signed["signature"], self.public_key, "alert")
         if alert["id"] != signed.get("alert_id") or alert["version"] != signed.get("version"):
             raise PackageRejected("the envelope does not match the signed alert")
+        regions = alert.get("regions") or []
+        if self.region is not None and not {"global", self.region} & set(regions):
+            raise PackageRejected(f"the alert is for {regions}, not this node's {self.region!r}")
         with self.db:
             row = self.db.execute(
                 "SELECT version FROM alerts WHERE id = ?", (alert["id"],)

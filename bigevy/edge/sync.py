@@ -7,8 +7,10 @@ to bigEVY and deleted, and the store keeps what it had.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -80,10 +82,14 @@ async def sync_knowledge(
         return SyncResult(None, 0)
     signed = reply.body
     manifest = _peek(signed["manifest"])
-    part = work_dir / f"{signed['package_id']}.part"
-    fetched = await download(
-        client, signed["download_url"], part, manifest["payload_bytes"], max_bytes
-    )
+    # Neither field is signed: they are checked before use, as anything from the network.
+    package_id, url_path = signed["package_id"], signed["download_url"]
+    if not isinstance(package_id, str) or not _PACKAGE_ID.fullmatch(package_id):
+        raise EdgeError(f"refused package id {package_id!r}", code="bad_package_id")
+    if not _local_path(url_path):
+        raise EdgeError(f"refused download URL {url_path!r}", code="bad_download_url")
+    part = work_dir / f"{package_id}.part"
+    fetched = await download(client, url_path, part, manifest["payload_bytes"], max_bytes)
     if part.stat().st_size < manifest["payload_bytes"]:
         raise EdgeError(
             f"download cut at {part.stat().st_size} of {manifest['payload_bytes']} bytes; "
@@ -113,6 +119,19 @@ async def sync_knowledge(
         kind="sync",
     )
     return SyncResult(applied, fetched)
+
+
+#: A package id as bigEVY makes them; anything else could name a path out of the work dir.
+_PACKAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _local_path(url_path: object) -> bool:
+    """Whether `url_path` is a path on bigEVY itself: appended to the base URL, "@host/x" or
+    "//host/x" would send the node's key to another host."""
+    if not isinstance(url_path, str) or not url_path.startswith("/") or url_path.startswith("//"):
+        return False
+    parts = urlsplit(url_path)
+    return not parts.scheme and not parts.netloc and "\\" not in url_path
 
 
 def _peek(manifest_text: str) -> dict:
