@@ -341,6 +341,12 @@ class SyncSpec(_Strict):
     default_budget_mb: float = Field(
         64, gt=0, description="Knowledge budget of a node without a subscription of its own."
     )
+    max_budget_mb: float = Field(
+        8192, gt=0, description="The largest knowledge budget a node may ask for."
+    )
+    max_packages_per_node: int = Field(
+        4, ge=2, description="Unacknowledged packages kept per node (the newest)."
+    )
     default_shares: dict[str, float] = Field(default_factory=_default_shares)
     package_ttl_s: float = Field(
         86400, gt=0, description="A package not acknowledged by then is built again."

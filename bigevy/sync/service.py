@@ -30,7 +30,7 @@ from bigevy.api.sync import (
     SyncState,
 )
 from bigevy.config import Settings
-from bigevy.errors import Conflict, Forbidden, NotFound
+from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import Node, NodeSync, Package, Subscription
 from bigevy.fleet.service import FleetService
 from bigevy.sync import selection
@@ -81,6 +81,11 @@ class SyncService:
             )
 
     def set_subscription(self, node_id: str, body: SubscriptionIn) -> SubscriptionOut:
+        if body.budget_mb is not None and body.budget_mb > self.spec.max_budget_mb:
+            raise ValidationFailed(
+                f"budget_mb: at most {self.spec.max_budget_mb:g} MiB on this server",
+                param="budget_mb",
+            )
         with self.sessions.begin() as session:
             self.fleet.live_node(session, node_id)
             row = session.get(Subscription, node_id) or Subscription(node_id=node_id)
@@ -180,8 +185,11 @@ class SyncService:
         now: float,
     ) -> SignedManifest:
         payload = build_payload(lines)
-        package_id = f"pkg-{random.token_hex(8)}"
         from_revision = state.knowledge_revision if (state and kind == "delta") else 0
+        same = self._same_build(node_id, kind, base, to_revision, payload.sha256, now)
+        if same is not None:  # a node switching back and forth stores each build once
+            return same
+        package_id = f"pkg-{random.token_hex(8)}"
         manifest = {
             "format": FORMAT,
             "package_id": package_id,
@@ -227,12 +235,49 @@ class SyncService:
                     expires_at=manifest["expires_at"],
                 )
             )
+        self._keep_latest(node_id, base)
         return SignedManifest(
             package_id=package_id,
             manifest=signed.text,
             signature=signed.signature,
             download_url=f"/v1/sync/packages/{package_id}",
         )
+
+    def _same_build(
+        self, node_id: str, kind: str, base: str | None, to_revision: int, sha256: str, now: float
+    ) -> SignedManifest | None:
+        """An unacknowledged package of the node with this very payload, if one is kept."""
+        with self.sessions() as session:
+            found = session.scalars(
+                select(Package).where(
+                    Package.node_id == node_id,
+                    Package.kind == kind,
+                    Package.base_package_id.is_(None)
+                    if base is None
+                    else Package.base_package_id == base,
+                    Package.to_revision == to_revision,
+                    Package.payload_sha256 == sha256,
+                    Package.acked_at.is_(None),
+                    Package.expires_at > now + 60,
+                )
+            ).first()
+            return None if found is None else self._signed(found)
+
+    def _keep_latest(self, node_id: str, base: str | None) -> None:
+        """At most `max_packages_per_node` unacknowledged packages per node (the newest), so
+        no node can make the server store snapshots without bound; its base stays."""
+        with self.sessions.begin() as session:
+            waiting = session.scalars(
+                select(Package.id)
+                .where(Package.node_id == node_id, Package.acked_at.is_(None))
+                .order_by(Package.created_at.desc())
+            ).all()
+            doomed = [p for p in waiting[self.spec.max_packages_per_node :] if p != base]
+            for package_id in doomed:
+                session.delete(session.get(Package, package_id))
+        for package_id in doomed:
+            self._payload_path(package_id).unlink(missing_ok=True)
+            self._holdings_path(package_id).unlink(missing_ok=True)
 
     def prune(self) -> int:
         """Remove packages no node needs: expired or superseded, and not a node's current base
