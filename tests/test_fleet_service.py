@@ -259,3 +259,13 @@ def test_a_node_has_a_share_of_the_review_queue(fleet: FleetService) -> None:
     refused(lambda: queue.submit(node_id, docs[2:]), Conflict, "review_queue_full")
     queue.decide(first[0], "rejected", None, "unclear")
     assert len(queue.submit(node_id, docs[2:])) == 1  # reviewed: room again
+
+
+def test_an_unused_enrolment_token_can_be_revoked(fleet: FleetService, clock: Clock) -> None:
+    unused = fleet.create_token(None, None, "for the market node", None)
+    fleet.revoke_token(unused.id)
+    refused(lambda: fleet.enroll(EnrollRequest(token=unused.token, name="late")), Unauthorized)
+    used = fleet.create_token(None, None, "", None)
+    fleet.enroll(EnrollRequest(token=used.token, name="on time"))
+    refused(lambda: fleet.revoke_token(used.id), Conflict, "token_used")
+    refused(lambda: fleet.revoke_token("tok-none"), NotFound)

@@ -63,6 +63,11 @@ class TokenCreated(BaseModel):
     note: str
 
 
+class TokenRevoked(BaseModel):
+    id: str
+    expires_at: float = Field(description="Now, or earlier if it had expired already.")
+
+
 class NodeDescription(BaseModel):
     """What a lilEVY node says about itself when it enrols."""
 

@@ -768,8 +768,17 @@ def nodes_token(
     """A one-time enrolment token for a new lilEVY node."""
     body = {"region": region, "note": note, "expires_in_s": expires_in}
     token = _json_or_exit(_call("POST", f"{_base_url(url)}/v1/enrollment-tokens", json=body), 201)
-    console.print(f"enrolment token (one-time, expires {time.ctime(token['expires_at'])}):")
+    expires = time.ctime(token["expires_at"])
+    console.print(f"enrolment token {token['id']} (one-time, expires {expires}):")
     console.print(token["token"], markup=False, soft_wrap=True)
+
+
+@nodes_app.command("token-revoke")
+def nodes_token_revoke(token_id: str, url: UrlOption = None) -> None:
+    """An unused enrolment token stops working at once."""
+    path = f"{_base_url(url)}/v1/enrollment-tokens/{token_id}/revoke"
+    _json_or_exit(_call("POST", path))
+    console.print(f"enrolment token {token_id} revoked", markup=False)
 
 
 @nodes_app.command("list")

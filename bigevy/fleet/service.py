@@ -28,6 +28,7 @@ from bigevy.api.fleet import (
     NodeOut,
     NodeState,
     TokenCreated,
+    TokenRevoked,
 )
 from bigevy.config import FleetSpec, Settings
 from bigevy.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -198,6 +199,22 @@ class FleetService:
             region=region,
             note=note,
         )
+
+    def revoke_token(self, token_id: str) -> TokenRevoked:
+        """An enrolment token stops working at once (it expires now); one already used is
+        a node: revoke the node instead (409)."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            token = session.get(EnrollmentToken, token_id)
+            if token is None:
+                raise NotFound(f"no enrolment token {token_id!r}", param="token_id")
+            if token.used_by is not None:
+                raise Conflict(
+                    f"token {token_id!r} enrolled node {token.used_by!r}; revoke the node",
+                    code="token_used",
+                )
+            token.expires_at = min(token.expires_at, now)
+            return TokenRevoked(id=token.id, expires_at=token.expires_at)
 
     def enroll(self, request: EnrollRequest) -> Enrollment:
         parsed = secrets.parse(request.token, secrets.TOKEN_PREFIX)

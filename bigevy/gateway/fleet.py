@@ -32,6 +32,7 @@ from bigevy.api.fleet import (
     NodeState,
     TokenCreate,
     TokenCreated,
+    TokenRevoked,
 )
 from bigevy.api.openai import error_responses
 from bigevy.errors import Conflict, Forbidden
@@ -126,6 +127,17 @@ def add_fleet_routes(
         return await run(
             fleet.create_token, body.expires_in_s, body.region, body.note, caller.key_id
         )
+
+    @router.post(
+        "/v1/enrollment-tokens/{token_id}/revoke",
+        responses=ERRORS,
+        response_model=TokenRevoked,
+        tags=["nodes"],
+        dependencies=[allow(ADMINS)],
+    )
+    async def revoke_token(token_id: str) -> TokenRevoked:
+        """An unused enrolment token stops working at once (409 if a node enrolled with it)."""
+        return await run(fleet.revoke_token, token_id)
 
     @router.post(
         "/v1/nodes/enroll",
