@@ -308,6 +308,12 @@ class FleetSpec(_Strict):
     stale_after_s: float = Field(180, gt=0, description="No heartbeat for this long: stale.")
     offline_after_s: float = Field(1800, gt=0, description="...and for this long: offline.")
     heartbeat_retention_s: float = Field(7 * 86400, gt=0, description="History kept per node.")
+    escalation_retention_s: float = Field(
+        90 * 86400, gt=0, description="Escalation records kept (counts for analytics)."
+    )
+    idempotency_retention_s: float = Field(
+        86400, ge=3600, description="Replies kept for a retried Idempotency-Key."
+    )
     enrollment_token_ttl_s: int = Field(86400, ge=60, description="Default token lifetime.")
     rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
     max_body_bytes: int = Field(

@@ -16,7 +16,7 @@ from bigevy.api.fleet import EnrollRequest, HeartbeatIn
 from bigevy.config import FleetSpec
 from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
 from bigevy.fleet.db import current_revision, head_revision, make_engine, upgrade
-from bigevy.fleet.models import ApiKey, Heartbeat, Node
+from bigevy.fleet.models import ApiKey, Escalation, Heartbeat, Node
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import FleetService
 from bigevy.fleet.signing import SigningKey
@@ -269,3 +269,25 @@ def test_an_unused_enrolment_token_can_be_revoked(fleet: FleetService, clock: Cl
     fleet.enroll(EnrollRequest(token=used.token, name="on time"))
     refused(lambda: fleet.revoke_token(used.id), Conflict, "token_used")
     refused(lambda: fleet.revoke_token("tok-none"), NotFound)
+
+
+def test_escalation_records_and_kept_replies_are_forgotten_in_time(
+    fleet: FleetService, clock: Clock
+) -> None:
+    assert fleet.claim_reply("node-a", "sms-1", "/v1/evy/query") is None
+    fleet.record_escalation(
+        reply=("node-a", "sms-1", {"sms": "Boil it."}),
+        language="en",
+        message_chars=40,
+        model="knowledge-base",
+        sms_segments=1,
+        latency_ms=90.0,
+    )
+    assert fleet.claim_reply("node-a", "sms-1", "/v1/evy/query") == (200, {"sms": "Boil it."})
+    clock.now += 2 * 86400
+    fleet.forget_past()
+    assert fleet.claim_reply("node-a", "sms-1", "/v1/evy/query") is None  # answered afresh
+    assert count(fleet, Escalation) == 1  # kept for analytics
+    clock.now += 90 * 86400
+    fleet.forget_past()
+    assert count(fleet, Escalation) == 0

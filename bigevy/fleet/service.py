@@ -478,8 +478,9 @@ class FleetService:
     def record_escalation(self, reply: tuple[str, str, Any] | None = None, **fields: Any) -> None:
         """An answered escalation, and (scope, key, body) of its reply for retries: both in
         one transaction, so a retry never finds one without the other."""
+        now = self.clock()
         with self.sessions.begin() as session:
-            session.add(Escalation(received_at=self.clock(), **fields))
+            session.add(Escalation(received_at=now, **fields))
             if reply is not None:
                 scope, key, body = reply
                 session.execute(
@@ -487,6 +488,27 @@ class FleetService:
                     .where(IdempotentReply.scope == scope, IdempotentReply.key == key)
                     .values(status_code=200, body=json.dumps(body))
                 )
+            if random.randbelow(50) == 0:  # now and then, as heartbeats: the past goes
+                self._forget_past(session, now)
+
+    def forget_past(self) -> None:
+        """What `record_escalation` does now and then, at once (operators, tests)."""
+        with self.sessions.begin() as session:
+            self._forget_past(session, self.clock())
+
+    def _forget_past(self, session: Session, now: float) -> None:
+        """Escalations past `escalation_retention_s`, and replies kept for retries past
+        `idempotency_retention_s` (a retry comes within minutes; a day is plenty)."""
+        session.execute(
+            delete(Escalation).where(
+                Escalation.received_at < now - self.spec.escalation_retention_s
+            )
+        )
+        session.execute(
+            delete(IdempotentReply).where(
+                IdempotentReply.created_at < now - self.spec.idempotency_retention_s
+            )
+        )
 
 
 def _usable(now: float) -> tuple[Any, ...]:
