@@ -291,3 +291,22 @@ def test_escalation_records_and_kept_replies_are_forgotten_in_time(
     clock.now += 90 * 86400
     fleet.forget_past()
     assert count(fleet, Escalation) == 0
+
+
+def test_the_same_alert_sent_or_posted_at_once_from_many_places_is_one(
+    fleet: FleetService,
+) -> None:
+    """Two replicas send or post the same alert at the same moment: no IntegrityError, one
+    row, every send counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alerts = AlertService(fleet)
+    node_id, _ = enroll(fleet, region="KE")
+    body = _alert()
+    with ThreadPoolExecutor(8) as pool:
+        posted = list(pool.map(lambda _: alerts.post(body, "key-1")[0].id, range(8)))
+    assert len(set(posted)) == 1
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: alerts.mark_sent(node_id, [(posted[0], 1)], "stream"), range(8)))
+    (delivery,) = alerts.get(posted[0]).deliveries or []
+    assert delivery.sends == 8 and delivery.status == "sent"

@@ -14,8 +14,10 @@ import secrets as random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bigevy.api.alerts import AlertIn, AlertOut, Delivery, SignedAlert
@@ -23,6 +25,8 @@ from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import OPERATOR_ORIGIN, Alert, AlertDelivery, Node
 from bigevy.fleet.service import FleetService
 from bigevy.sync.package import Signed
+
+T = TypeVar("T")
 
 #: The alert fields signed and sent to nodes, besides id, version and status.
 _CONTENT = [
@@ -80,7 +84,7 @@ class AlertService:
 
         Posting the same content again changes nothing (no new version, nothing re-sent)."""
         try:
-            return self._post(body, created_by, origin)
+            return _once_more_if_raced(lambda: self._post(body, created_by, origin))
         finally:
             self._forget_live()
 
@@ -299,17 +303,34 @@ class AlertService:
         """Record that these (alert id, version) went to the node, in one transaction."""
         if not sent:
             return
+        _once_more_if_raced(lambda: self._mark_sent(node_id, sent, via))
+
+    def _mark_sent(self, node_id: str, sent: list[tuple[str, int]], via: str) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
             for alert_id, version in sent:
-                row = session.get(AlertDelivery, (alert_id, node_id))
-                if row is None:
+                # In SQL, not read-modify-write: two replicas sending at once both count.
+                where = (AlertDelivery.alert_id == alert_id, AlertDelivery.node_id == node_id)
+                changed = session.execute(
+                    update(AlertDelivery)
+                    .where(*where)
+                    .values(
+                        version=case(
+                            (AlertDelivery.version < version, version),
+                            else_=AlertDelivery.version,
+                        ),
+                        last_sent_at=now,
+                        sends=AlertDelivery.sends + 1,
+                        via=via,
+                    )
+                )
+                if changed.rowcount == 0:
                     session.add(_delivery(alert_id, node_id, version, now, sends=1, via=via))
-                else:
-                    row.version = max(row.version, version)
-                    row.last_sent_at, row.sends, row.via = now, row.sends + 1, via
 
     def ack(self, node_id: str, alert_id: str, version: int) -> AlertOut:
+        return _once_more_if_raced(lambda: self._ack(node_id, alert_id, version))
+
+    def _ack(self, node_id: str, alert_id: str, version: int) -> AlertOut:
         now = self.clock()
         with self.sessions.begin() as session:
             node = self.fleet.live_node(session, node_id)
@@ -358,3 +379,12 @@ def _delivery(
         sends=sends,
         via=via,
     )
+
+
+def _once_more_if_raced(work: Callable[[], T]) -> T:
+    """`work`, again if a concurrent transaction inserted the row it was about to: the second
+    run finds that row and updates it (two replicas sending, or posting, the same alert)."""
+    try:
+        return work()
+    except IntegrityError:
+        return work()
