@@ -310,3 +310,28 @@ def test_the_same_alert_sent_or_posted_at_once_from_many_places_is_one(
         list(pool.map(lambda _: alerts.mark_sent(node_id, [(posted[0], 1)], "stream"), range(8)))
     (delivery,) = alerts.get(posted[0]).deliveries or []
     assert delivery.sends == 8 and delivery.status == "sent"
+
+
+def test_an_accept_and_a_reject_at_once_decide_once(fleet: FleetService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bigevy.api.contributions import ContributedDocument
+    from bigevy.fleet.contributions import ContributionQueue
+
+    queue = ContributionQueue(fleet)
+    node_id, _ = enroll(fleet)
+    (item,) = queue.submit(node_id, [ContributedDocument(title="Well", text="The well is dry.")])
+    decisions = [("accepted", "contributed/x"), ("rejected", None)] * 4
+
+    def decide(d: tuple[str, str | None]) -> str:
+        try:
+            return queue.decide(item, d[0], None, "", d[1]).status
+        except Conflict:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(decide, decisions))
+    final = queue.get(item).status
+    assert final in ("accepted", "rejected")
+    other = "rejected" if final == "accepted" else "accepted"
+    assert other not in outcomes  # the loser was told, never recorded

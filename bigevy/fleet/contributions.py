@@ -9,7 +9,7 @@ import secrets as random
 import time
 from collections.abc import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -117,15 +117,36 @@ class ContributionQueue:
         reason: str,
         document_id: str | None = None,
     ) -> ContributionOut:
+        """Decide a pending contribution. Compare-and-set in SQL: of an accept and a reject at
+        the same moment one wins, and the other gets 409 (it read "pending" too)."""
         with self.sessions.begin() as session:
+            decided = session.execute(
+                update(Contribution)
+                .where(Contribution.id == contribution_id, Contribution.status == "pending")
+                .values(
+                    status=status,
+                    reason=reason,
+                    document_id=document_id,
+                    reviewed_at=self.clock(),
+                    reviewed_by=reviewer,
+                )
+            )
             row = self._row(session, contribution_id)
-            if row.status == status and row.document_id == document_id:
-                return self._out(row)  # the same decision again
-            self._pending(row)
-            row.status, row.reason, row.document_id = status, reason, document_id
-            row.reviewed_at, row.reviewed_by = self.clock(), reviewer
-            session.flush()
+            session.refresh(row)
+            if decided.rowcount == 0 and not (
+                row.status == status and row.document_id == document_id  # the same again
+            ):
+                self._pending(row)
             return self._out(row)
+
+    def reopen(self, contribution_id: str) -> None:
+        """Undo an acceptance whose document could not be written: pending again."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Contribution)
+                .where(Contribution.id == contribution_id, Contribution.status == "accepted")
+                .values(status="pending", document_id=None, reviewed_at=None, reviewed_by=None)
+            )
 
     @staticmethod
     def _pending(row: Contribution) -> None:

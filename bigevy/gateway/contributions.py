@@ -92,8 +92,9 @@ def add_contribution_routes(router: APIRouter, queue: ContributionQueue, knowled
             region=review.region or region,
             language=language if isinstance(language, str) and 2 <= len(language) <= 16 else "en",
         )
-        await knowledge.put(document_id, body)
-        return await asyncio.to_thread(
+        # Decided first, so a reject arriving meanwhile gets 409 rather than leaving a
+        # rejected contribution live in the knowledge base; undone if the write fails.
+        decided = await asyncio.to_thread(
             queue.decide,
             contribution_id,
             "accepted",
@@ -101,6 +102,12 @@ def add_contribution_routes(router: APIRouter, queue: ContributionQueue, knowled
             review.reason,
             document_id,
         )
+        try:
+            await knowledge.put(document_id, body)
+        except BaseException:
+            await asyncio.to_thread(queue.reopen, contribution_id)
+            raise
+        return decided
 
     @router.post(
         "/v1/contributions/{contribution_id}/reject",
