@@ -303,6 +303,34 @@ def test_links_and_redirects_stay_within_the_source(server: Replay) -> None:
     assert server.hits["/news.rss"] == 1  # only the redirect within the origin reached it
 
 
+def test_a_key_in_a_source_url_is_shown_to_no_one(server: Replay) -> None:
+    """Not in the health readers see, not in the alerts and documents shipped to nodes."""
+    server.file("/cap/alert.xml", "cap_severe_thunderstorm.xml", "application/xml")
+    down = SourceSpec(name="down", kind="rss", url=server.base_url + "/gone?apikey=SECRET1")
+    cap = SourceSpec(
+        name="tx",
+        kind="cap",
+        url=server.base_url + "/cap/alert.xml?token=SECRET2",
+        regions={"Travis, TX": ["austin"]},
+    )
+    server.serve("/gone", "Bad Gateway", status=502, content_type="text/plain")
+    # The replay server matches paths without the query: serve both under their paths.
+    server.routes["/gone?apikey=SECRET1"] = server.routes["/gone"]
+    server.routes["/cap/alert.xml?token=SECRET2"] = server.routes["/cap/alert.xml"]
+
+    async def body(runner: ConnectorRunner, sink: RecordingSink) -> None:
+        failed, read = await runner.run_due(NOW)
+        assert not failed.ok and read.ok, read.reason
+        shown = json.dumps([h.model_dump() for h in runner.health()])
+        assert "SECRET1" not in shown and "apikey=***" in shown
+        shipped = json.dumps(
+            [a.model_dump() for a in sink.alerts_in] + [d.__dict__ for d in sink.docs]
+        )
+        assert sink.alerts_in and "SECRET2" not in shipped
+
+    scenario([down, cap], body)
+
+
 def test_rss_and_atom_entries_become_news_documents(server: Replay) -> None:
     rss = SourceSpec(
         name="tcn", kind="rss", url=server.file("/news.rss", "news.rss", "application/rss+xml")

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from pydantic import ValidationError
@@ -27,10 +27,36 @@ from bigevy.knowledge.records import DocumentIn
 
 
 class SourceError(BigEvyError):
-    """A source could not be read or did not hold what it should; the message says which."""
+    """A source could not be read or did not hold what it should; the message says which.
+    Its URLs are shown without credentials: readers see it in the sources' health."""
 
     status_code = 502
     type = "source_error"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(redact_urls(message), **kwargs)
+
+
+#: Query parameters that may carry a credential (`?apikey=`, `&access_token=`, `&sig=`).
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|sig|auth|credential|session", re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def shown_url(url: str) -> str:
+    """`url` as anyone may read it: no user info, and `***` for the values of query
+    parameters named like credentials (a feed's API key in its URL)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAM.search(name) else f"{name}={value}" if sep else name
+        for name, sep, value in (p.partition("=") for p in parts.query.split("&") if p)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it as `shown_url` shows it."""
+    return _URL.sub(lambda m: shown_url(m.group(0)), text)
 
 
 @dataclass

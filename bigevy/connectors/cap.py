@@ -23,7 +23,15 @@ import httpx
 from pydantic import ValidationError
 
 from bigevy.api.alerts import AlertIn
-from bigevy.connectors.base import Batch, SourceError, clip, document_id, fetch_bytes, make_document
+from bigevy.connectors.base import (
+    Batch,
+    SourceError,
+    clip,
+    document_id,
+    fetch_bytes,
+    make_document,
+    shown_url,
+)
 from bigevy.connectors.spec import SourceSpec
 from bigevy.connectors.xmlsafe import UnsafeXML, parse_xml
 from bigevy.knowledge.records import DocumentIn
@@ -300,7 +308,7 @@ def _from_cap_xml(alert: ET.Element, url: str, language: str) -> CapMessage:
         status=text(alert, "status") or "Actual",
         msg_type=text(alert, "msgType") or "Alert",
         references=_references(text(alert, "references")),
-        url=url,
+        url=shown_url(url),  # shipped to nodes with the alert: never the feed's API key
     )
     if info is None:
         return message

@@ -28,7 +28,7 @@ from typing import Protocol
 import httpx
 
 from bigevy.api.alerts import AlertIn
-from bigevy.connectors.base import Batch, Connector, SourceError
+from bigevy.connectors.base import Batch, Connector, SourceError, redact_urls
 from bigevy.connectors.cap import CapConnector
 from bigevy.connectors.directory import DirectoryConnector
 from bigevy.connectors.jsonapi import JsonApiConnector
@@ -222,7 +222,7 @@ class ConnectorRunner:
             health.last_success = now
             health.next_due = now + float(spec.interval_s or FALLBACK_INTERVAL_S)
             health.items_seen = len(batch.documents) + len(batch.alerts)
-            health.warnings = batch.warnings[:50]
+            health.warnings = [redact_urls(w) for w in batch.warnings[:50]]
             self._save()
         return result
 
