@@ -213,7 +213,7 @@ def deploy(settings: Settings) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options=settings.http_options())
     target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
     serve.run_many([target], wait_for_applications_running=False)
 

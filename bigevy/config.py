@@ -400,6 +400,12 @@ class Settings(BaseSettings):
     app_name: str = "bigevy"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    tls_certfile: Path | None = Field(
+        None,
+        description="PEM certificate (chain): Serve's proxy then speaks HTTPS only. Keys and "
+        "enrolment tokens must not cross a network in clear.",
+    )
+    tls_keyfile: Path | None = Field(None, description="The certificate's PEM private key.")
     ray_address: str | None = Field(
         None, description="Existing Ray cluster to join; None starts a local one (bigevy up)."
     )
@@ -498,4 +504,19 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    def http_options(self) -> dict[str, Any]:
+        """Serve's HTTP options: where the proxy listens, and its certificate if any."""
+        options: dict[str, Any] = {"host": self.host, "port": self.port}
+        if self.tls_certfile and self.tls_keyfile:
+            options["ssl_certfile"] = str(self.tls_certfile)
+            options["ssl_keyfile"] = str(self.tls_keyfile)
+        return options
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self

@@ -84,6 +84,19 @@ def test_bad_settings_fail_loudly(change: dict[str, Any], message: str) -> None:
         Settings(**change)
 
 
+def test_the_tls_serve_config_is_the_same_app_served_over_https() -> None:
+    plain = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    tls = yaml.safe_load((REPO / "serve_config.tls.yaml").read_text())
+    assert tls["applications"] == plain["applications"]
+    assert {"ssl_certfile", "ssl_keyfile"} <= set(tls["http_options"])
+    # Serve's own schema takes them (a typo would be dropped silently otherwise).
+    from ray.serve.schema import ServeDeploySchema
+
+    ServeDeploySchema.model_validate(tls)
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(tls_certfile="cert.pem")
+
+
 def test_serve_config_builds_the_same_app_as_bigevy_up(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

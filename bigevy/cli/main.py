@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import ssl
 import textwrap
 import time
 from collections.abc import Iterable, Iterator
@@ -60,7 +62,13 @@ def _call(method: str, url: str, **kwargs: object) -> httpx.Response:
     """One HTTP call to bigEVY with the operator's key; an unreachable server ends the command
     with status 1."""
     try:
-        return httpx.request(method, url, headers=_auth(), **kwargs)  # type: ignore[arg-type]
+        return httpx.request(
+            method,
+            url,
+            headers=_auth(),
+            verify=_verify(),
+            **kwargs,  # type: ignore[arg-type]
+        )
     except httpx.HTTPError as exc:
         console.print(f"[red]bigEVY is not reachable at {url}[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -68,6 +76,17 @@ def _call(method: str, url: str, **kwargs: object) -> httpx.Response:
 
 def _settings() -> Settings:
     return Settings()
+
+
+@functools.cache
+def _verify() -> ssl.SSLContext:
+    """The system's CAs, and bigEVY's own certificate where it has one (`tls_certfile`): a
+    self-signed one is then trusted by the CLI on the server's host."""
+    context = ssl.create_default_context()
+    certificate = _settings().tls_certfile
+    if certificate is not None and certificate.exists():
+        context.load_verify_locations(cafile=str(certificate))
+    return context
 
 
 def _base_url(url: str | None) -> str:
@@ -83,7 +102,7 @@ def _wait_ready(base_url: str, timeout: float) -> bool:
         task = progress.add_task("waiting for the gateway", total=None)
         while time.monotonic() < deadline:
             try:
-                ready = httpx.get(f"{base_url}/readyz", timeout=5)
+                ready = httpx.get(f"{base_url}/readyz", timeout=5, verify=_verify())
                 body = ready.json()
             except (httpx.HTTPError, ValueError):
                 time.sleep(0.5)
@@ -487,6 +506,7 @@ def chat(
             json=body,
             headers=_auth(),
             timeout=httpx.Timeout(10, read=300),
+            verify=_verify(),
         ) as response:
             if response.status_code != 200:
                 response.read()
