@@ -335,3 +335,17 @@ def test_an_accept_and_a_reject_at_once_decide_once(fleet: FleetService) -> None
     assert final in ("accepted", "rejected")
     other = "rejected" if final == "accepted" else "accepted"
     assert other not in outcomes  # the loser was told, never recorded
+
+
+def test_a_reservation_left_by_a_dead_replica_is_taken_over_soon(
+    fleet: FleetService, clock: Clock
+) -> None:
+    """The replica answering touches its reservation; one that died stops, and a retry takes
+    it over within half a minute rather than being refused for ten."""
+    assert fleet.claim_reply("node-a", "sms-9", "/v1/evy/query") is None
+    clock.now += 25
+    fleet.touch_reply("node-a", "sms-9")  # still answering
+    clock.now += 25
+    refused(lambda: fleet.claim_reply("node-a", "sms-9", "/v1/evy/query"), Conflict)
+    clock.now += 31  # no touch since: the replica died
+    assert fleet.claim_reply("node-a", "sms-9", "/v1/evy/query") is None

@@ -47,8 +47,10 @@ from bigevy.fleet.signing import SigningKey
 
 #: How often a key's last_used_at is written (a write per request would cost every request).
 LAST_USED_EVERY_S = 60.0
-#: A reply reserved this long ago and never given belongs to a replica that died answering.
-PENDING_TIMEOUT_S = 600.0
+#: A reservation not touched for this long belongs to a replica that died answering: a retry
+#: takes it over. The replica answering touches it every `PENDING_TOUCH_S`.
+PENDING_TIMEOUT_S = 30.0
+PENDING_TOUCH_S = 10.0
 #: How far ahead of ours a node's clock may be before its measured_at is refused.
 CLOCK_SKEW_S = 300.0
 
@@ -432,7 +434,8 @@ class FleetService:
 
         Reserving first means two overlapping retries cannot both be answered: the second
         gets 409 until the first is done, then the first one's reply. A reservation left by
-        a replica that died mid-answer is taken over after `PENDING_TIMEOUT_S`.
+        a replica that died mid-answer (no longer touched) is taken over after
+        `PENDING_TIMEOUT_S`.
         """
         now = self.clock()
         try:
@@ -463,6 +466,19 @@ class FleetService:
             code="idempotency_key_in_use",
             retry_after=5,
         )
+
+    def touch_reply(self, scope: str, key: str) -> None:
+        """The reservation is still being answered (see `PENDING_TIMEOUT_S`)."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(IdempotentReply)
+                .where(
+                    IdempotentReply.scope == scope,
+                    IdempotentReply.key == key,
+                    IdempotentReply.status_code == 0,
+                )
+                .values(created_at=self.clock())
+            )
 
     def release_reply(self, scope: str, key: str) -> None:
         """Give up a reservation (answering failed), so a retry is answered afresh."""

@@ -52,7 +52,7 @@ from bigevy.connectors.state import SourceHealth
 from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
 from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
-from bigevy.fleet.service import FleetService
+from bigevy.fleet.service import PENDING_TOUCH_S, FleetService
 from bigevy.gateway.access import (
     AuthenticateFirst,
     Authenticator,
@@ -445,6 +445,9 @@ def create_app(
         if replayed := await claim_or_replay(fleet, scope, idempotency_key, route):
             return replayed  # before any lookup: a replay reads nothing else
         started = time.perf_counter()
+        # While answering, the reservation is kept fresh: if this replica dies, a retry takes
+        # it over within PENDING_TIMEOUT_S instead of waiting for it.
+        keeping = asyncio.create_task(keep_claimed(scope, idempotency_key))
         try:
             enrolled = await enrolled_region(query.node_id)
             if query.region is None:
@@ -468,7 +471,14 @@ def create_app(
             if idempotency_key:
                 await asyncio.to_thread(fleet.release_reply, scope, idempotency_key)
             raise
+        finally:
+            keeping.cancel()
         return answer
+
+    async def keep_claimed(scope: str, key: str | None) -> None:
+        while key:
+            await asyncio.sleep(PENDING_TOUCH_S)
+            await asyncio.to_thread(fleet.touch_reply, scope, key)
 
     async def enrolled_region(node_id: str) -> str | None:
         """The region a node was enrolled in, if it names one: a lilEVY client that sends no
