@@ -458,35 +458,22 @@ def test_a_frequent_question_ships_to_its_region_as_an_faq(
     (maize,) = [e for e in entries if not e["published"]]  # counted, never backed
     assert maize["count"] == 3 and not maize["grounded"] and maize["sources"] == []
     env = {**os.environ, "BIGEVY_API_KEY": API.key, "COLUMNS": "200"}
-    listed = subprocess.run(
-        [BIGEVY, "faq", "list", "--region", "Faq Town", "--url", base_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def faq_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [BIGEVY, "faq", *args, "--url", base_url]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    listed = faq_cli("list", "--region", "Faq Town")
     assert listed.returncode == 0 and entry["id"] in listed.stdout, listed.stdout
     withdraw = f"{base_url}/v1/faq/{entry['id']}/withdraw"
     reader = {"Authorization": f"Bearer {new_key(settings, 'reader')}"}
     assert httpx.post(withdraw, headers=reader, timeout=30).status_code == 403
-    withdrawn = subprocess.run(
-        [BIGEVY, "faq", "withdraw", entry["id"], "--url", base_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    withdrawn = faq_cli("withdraw", entry["id"])
     assert withdrawn.returncode == 0, withdrawn.stdout
     assert published() == [] and not API.get(f"{base_url}/v1/faq/{entry['id']}").json()["published"]
     assert API.get(f"{base_url}/v1/faq/no-such-entry").status_code == 404
     # A withdrawn entry has no answer to approve until it is asked again.
-    approve = subprocess.run(
-        [BIGEVY, "faq", "approve", entry["id"], "--url", base_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    approve = faq_cli("approve", entry["id"])
     assert approve.returncode == 1 and "409" in approve.stdout, approve.stdout
     # Its source is deleted: the entry goes with it.
     API.delete(f"{base_url}/v1/knowledge/documents/{water['id']}")

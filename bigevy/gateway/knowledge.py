@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from bigevy.answers.ports import Retriever
 from bigevy.api.knowledge import (
     BatchItem,
     BatchResult,
@@ -22,44 +23,25 @@ from bigevy.api.knowledge import (
     WriteOut,
 )
 from bigevy.errors import BigEvyError, ValidationFailed
-from bigevy.knowledge.records import DocumentIn, Hit, SearchFilters, WriteResult
+from bigevy.knowledge.records import DocumentIn, SearchFilters, WriteResult
 from bigevy.knowledge.taxonomy import SOURCES
 
 
-class KnowledgeBackend(Protocol):
-    """`KnowledgeService` in-process, or its Serve deployment through a handle."""
+class KnowledgeBackend(Retriever, Protocol):
+    """`KnowledgeService` in-process, or its Serve deployment through a handle: what the
+    answer service reads (`Retriever`), and what the knowledge routes write and list."""
 
     async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]: ...
     async def put_many(
         self, docs: list[DocumentIn]
     ) -> list[tuple[WriteResult, int | None] | BigEvyError]: ...
-    async def get(self, document_id: str) -> dict[str, Any]: ...
     async def list_documents(
         self, filters: SearchFilters, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]: ...
     async def delete(self, document_id: str) -> WriteResult: ...
-    async def search(self, query: str, mode: str, filters: SearchFilters, k: int) -> list[Hit]: ...
     async def stats(self) -> dict[str, Any]: ...
     async def revision(self) -> int: ...
     async def maintain(self) -> list[str]: ...
-    async def observe_question(
-        self,
-        question: str,
-        answer: str,
-        grounded: bool,
-        region: str,
-        language: str,
-        sources: list[str],
-    ) -> list[str]: ...
-    async def cached_answer(self, key: dict[str, Any], question: str) -> dict[str, Any] | None: ...
-    async def remember_answer(
-        self,
-        key: dict[str, Any],
-        question: str,
-        answer: dict[str, Any],
-        sources: list[str],
-        asked_at: float,
-    ) -> bool: ...
 
 
 #: How long the knowledge revision told to heartbeating nodes may lag a write.
