@@ -17,6 +17,7 @@ from typing import Any
 from bigevy.config import ModelSpec
 from bigevy.errors import ContextLengthExceeded, InvalidRequest, ModelLoading
 from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
+from bigevy.serving.markup import defused
 
 
 def llm_config_dict(spec: ModelSpec) -> dict[str, Any]:
@@ -85,9 +86,9 @@ class VLLMEngine(LLMEngine):
             "stream_options": {"include_usage": True},
         }
         if request.messages is not None:
-            stream = await self._server.chat(
-                ChatCompletionRequest(messages=request.messages, **common)
-            )
+            # vLLM renders and tokenizes the chat whole, special tokens on (markup.py).
+            messages = [{**m, "content": defused(m["content"])} for m in request.messages]
+            stream = await self._server.chat(ChatCompletionRequest(messages=messages, **common))
         else:
             stream = await self._server.completions(
                 CompletionRequest(prompt=request.prompt or "", **common)
