@@ -185,7 +185,10 @@ class LlamaCppEngine(LLMEngine):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         if self._llm is None:
             raise ModelLoading(f"model {self.spec.id!r} is still loading", retry_after=2)
-        tokens, stop = self.render(request)
+        # Off the event loop: a long prompt takes a while to render and tokenize, and the
+        # replica's other streams must not stall meanwhile (tokenizing reads the vocabulary
+        # only, so it may run beside a generation).
+        tokens, stop = await asyncio.to_thread(self.render, request)
         max_tokens = self._budget(len(tokens), request.max_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
