@@ -85,7 +85,9 @@ def fuzz(base_url: str, key: str, max_examples: int, work: Path, seed: int = 1) 
         str(report),
         *(a for path in EXCLUDED for a in ("--exclude-path", path)),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, check=False, timeout=3600)
+    run = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=3600, cwd=work
+    )
     found = Found()
     if not report.exists():
         found.other = 1
