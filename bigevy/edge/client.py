@@ -36,7 +36,6 @@ from bigevy.edge.errors import (
 from bigevy.edge.outbox import DeliveryReport, Outbox
 
 ESCALATE_PATH = "/v1/evy/query"
-Kind = Literal["enroll", "heartbeat", "escalation", "node", "other"]
 _T = TypeVar("_T")
 
 
@@ -161,9 +160,6 @@ class RetryPolicy:
         if retry_after > self.cap_s:
             return None
         return retry_after + rng.uniform(0.0, self.base_s)
-
-
-NO_RETRY = RetryPolicy(attempts=1)
 
 
 class EdgeClient:

@@ -49,7 +49,7 @@ from bigevy.api.openai import (
     error_responses,
 )
 from bigevy.connectors.state import SourceHealth
-from bigevy.errors import BigEvyError, NotFound, Unavailable, ValidationFailed
+from bigevy.errors import BigEvyError, NotFound, Overloaded, ValidationFailed
 from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.roles import ANY_ROLE, ESCALATORS, OPERATORS, STATUS_READERS
 from bigevy.fleet.service import PENDING_TOUCH_S, FleetService
@@ -101,9 +101,8 @@ def as_bigevy_error(exc: BaseException, retry_after: int) -> BigEvyError | None:
                 seen.message, param=seen.param, code=seen.code, retry_after=seen.retry_after
             )
         if isinstance(seen, BackPressureError):
-            return Unavailable(
+            return Overloaded(
                 "bigEVY is at capacity for this model; retry shortly",
-                code="overloaded",
                 retry_after=seen.retry_after_s or retry_after,
             )
         seen = seen.__cause__
