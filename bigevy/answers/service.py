@@ -227,7 +227,7 @@ class AnswerService:
             return _unverified(query, timings, started)
         if spec.answers == "extractive":
             return await self._extractive(query, passages, timings, started)
-        return await self._generative(query, profile, passages, regions, timings, started)
+        return await self._generative(query, spec, profile, passages, regions, timings, started)
 
     async def _passages(
         self,
@@ -308,6 +308,7 @@ class AnswerService:
     async def _generative(
         self,
         query: EvyQuery,
+        spec: ModelSpec,
         profile: str,
         passages: Passages,
         regions: list[str],
@@ -324,7 +325,7 @@ class AnswerService:
         user = f"Sources:\n{sources}\n\nQuestion: {query.message}" if sources else query.message
         system = f"{profile}\n\n{GROUNDING if sources else NO_SOURCES}"
         language = LANGUAGE_NAMES.get(base_language(query.language))
-        if self.generator.spec(query.model).multilingual and language:
+        if spec.multilingual and language:
             system += f" Answer in {language}."
         reply = await self.generator.write(query.model, system, user, query.max_tokens)
         answer = await self._checked(query, SOURCE_MARK.sub("", reply.text), hits, regions)
