@@ -1,7 +1,21 @@
 """The few errors bigEVY raises on purpose. Each knows its HTTP status; the gateway maps them once.
 
-They cross Ray process boundaries (a model replica raises, the gateway catches), so they
-pickle by their constructor arguments.
+    BigEvyError                      500 server_error
+    ├── InvalidRequest               400 (ContextLengthExceeded; ValidationFailed 422)
+    ├── Unauthorized                 401
+    ├── Forbidden                    403
+    ├── NotFound                     404 (ModelNotFound)
+    ├── Conflict                     409
+    ├── PayloadTooLarge              413
+    ├── RangeNotSatisfiable          416
+    ├── RateLimited                  429
+    └── Unavailable                  503 + Retry-After (ModelLoading, ModelFailed, Overloaded,
+                                     DeploymentLoading, DeploymentFailed)
+
+A replica raises them; the gateway gets them back through its deployment handles, where
+Ray's own errors are turned into these (`deployments/handles.py`), and `bigevy/http/errors.py`
+writes each as the one JSON error shape. They cross Ray process boundaries, so they pickle by
+their constructor arguments.
 """
 
 from __future__ import annotations
@@ -123,6 +137,19 @@ class Overloaded(Unavailable):
 
 class ModelFailed(Unavailable):
     code = "model_failed"
+
+
+class DeploymentLoading(Unavailable):
+    """A deployment the route needs has no replica running yet; `code` names it
+    (`embedder_loading`, `knowledge_loading`)."""
+
+    code = "deployment_loading"
+
+
+class DeploymentFailed(Unavailable):
+    """A deployment the route needs failed to start (`embedder_failed`, `knowledge_failed`)."""
+
+    code = "deployment_failed"
 
 
 class RangeNotSatisfiable(BigEvyError):

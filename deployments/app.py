@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray import serve
 from ray.serve import Application
 
 from bigevy.config import DeploymentSpec, ModelSpec, Settings
 from bigevy.serving.vllm import gpu_placement
-from deployments.connectors import ConnectorsDeployment
-from deployments.embedder import EmbedderDeployment
+from deployments.connectors import open_connectors
+from deployments.embedder import open_embedder
 from deployments.gateway import Gateway
-from deployments.knowledge import KnowledgeDeployment
-from deployments.model import ModelDeployment
-from deployments.sync import SyncDeployment
+from deployments.hosted import Hosted
+from deployments.knowledge import open_knowledge
+from deployments.model import open_model
+from deployments.sync import open_sync
 
 
 def actor_options(num_cpus: float, same_loop: bool) -> dict[str, Any]:
@@ -30,10 +32,9 @@ def actor_options(num_cpus: float, same_loop: bool) -> dict[str, Any]:
 
 
 #: How long a replica replaced by a rolling update keeps serving what it has in flight: long
-#: enough for a 2048-token generation, and for the gateway, which relays those generations and
-#: waits on the other deployments (with Serve's 20 s default, CI once saw a status request
-#: wait 19 s on a knowledge replica busy re-embedding after a model change, then get Serve's
-#: plain-text 500).
+#: enough for a 2048-token generation, and for the gateway, which relays those generations
+#: and waits on the other deployments (a knowledge replica busy re-embedding after a model
+#: change takes about 20 s to answer, Serve's default grace).
 GRACEFUL_SHUTDOWN_S = 60
 
 
@@ -72,27 +73,30 @@ def model_options(spec: ModelSpec) -> dict[str, Any]:
 
 
 def build_app(settings: Settings) -> Application:
+    """Every deployment is `Hosted` over the object its `open_*` builds, but the gateway."""
     retry_after = settings.gateway.retry_after_s
     models = {
-        spec.id: ModelDeployment.options(**model_options(spec)).bind(spec, retry_after)
+        spec.id: serve.deployment(Hosted, **model_options(spec)).bind(open_model, spec, retry_after)
         for spec in settings.models
     }
     # The embedder keeps its own handler thread: on Serve's loop it embedded 0.83x raw vs
     # 0.96x (benchmarks/RESULTS.md). Knowledge keeps LanceDB work on threads, off the loop.
-    embedder = EmbedderDeployment.options(
-        **deployment_options("embedder", settings.embedder.deployment)
-    ).bind(settings.embedder)
-    knowledge = KnowledgeDeployment.options(
-        **deployment_options("knowledge", settings.knowledge.deployment, same_loop=True)
-    ).bind(settings, embedder)
-    sync = SyncDeployment.options(**deployment_options("sync", settings.sync.deployment)).bind(
-        settings
+    embedder = serve.deployment(
+        Hosted, **deployment_options("embedder", settings.embedder.deployment)
+    ).bind(open_embedder, settings.embedder)
+    knowledge = serve.deployment(
+        Hosted, **deployment_options("knowledge", settings.knowledge.deployment, same_loop=True)
+    ).bind(open_knowledge, settings, embedder)
+    sync = serve.deployment(Hosted, **deployment_options("sync", settings.sync.deployment)).bind(
+        open_sync, settings
     )
-    connectors = ConnectorsDeployment.options(ray_actor_options={"num_cpus": 0.1}).bind(
-        settings, knowledge
-    )
+    connectors = serve.deployment(
+        Hosted, name="connectors", num_replicas=1, ray_actor_options={"num_cpus": 0.1}
+    ).bind(open_connectors, settings, knowledge)
     g = settings.gateway
-    gateway = Gateway.options(
+    gateway = serve.deployment(
+        serve.ingress()(Gateway),
+        name="gateway",
         num_replicas=g.num_replicas,
         max_ongoing_requests=g.max_ongoing_requests,
         max_queued_requests=g.max_queued_requests,

@@ -32,3 +32,10 @@ class BatchedEncoder:
     async def encode(self, texts: list[str]) -> np.ndarray:
         """float32 vectors for `texts`, a row each, in order."""
         return np.stack(await asyncio.gather(*map(self._encode_one, texts)))
+
+    async def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """float32 vectors for `texts` (a row each, in order) and the tokens read."""
+        return await self.encode(texts), self.embedder.count_tokens(texts)
+
+    async def info(self) -> dict[str, object]:
+        return {"id": self.embedder.model_id, "dimensions": self.embedder.dimensions}

@@ -20,10 +20,10 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bigevy.api.alerts import AlertIn, AlertOut, Delivery, SignedAlert
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import OPERATOR_ORIGIN, Alert, AlertDelivery, Node
 from bigevy.fleet.service import FleetService
+from bigevy.http.alerts.protocol import AlertIn, AlertOut, Delivery, SignedAlert
 from bigevy.sync.package import Signed
 
 T = TypeVar("T")

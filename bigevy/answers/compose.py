@@ -87,7 +87,7 @@ def source_sentences(
     `translations[i]`, where given, is hit i's passage in the asker's language. The embedding
     model is English, so a sentence is scored in English and read in the translation, when
     the two have as many sentences (translations are checked sentence by sentence against the
-    English: tests/test_starter_translations.py); otherwise the translation alone is used.
+    English: tests/unit/test_starter_translations.py); otherwise the translation alone is used.
     """
     found: list[SourceSentence] = []
     seen: set[str] = set()

@@ -15,7 +15,7 @@ import unicodedata
 
 from bigevy.answers.ports import Retriever
 from bigevy.answers.triage import EmergencyKind
-from bigevy.api.knowledge import EmergencyNumber
+from bigevy.http.evy.protocol import EmergencyNumber
 from bigevy.knowledge.records import Hit, SearchFilters
 from bigevy.knowledge.taxonomy import Category
 

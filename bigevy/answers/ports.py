@@ -1,7 +1,7 @@
 """What answering an escalation needs from the rest of bigEVY: a retriever and a generator.
 
 The answer service depends on these two protocols only, so it can be built in one process with
-the real knowledge service and a model server (tests/test_answer_service.py), and behind the
+the real knowledge service and a model server (tests/unit/test_answer_service.py), and behind the
 gateway with Serve handles to the same classes. Both speak bigEVY's own records, not wire
 models: HTTP is the route's business.
 """

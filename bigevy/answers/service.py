@@ -42,18 +42,18 @@ from bigevy.answers.sms import fit_sms
 from bigevy.answers.support import SupportCheck
 from bigevy.answers.triage import Triage, topics_named, triage
 from bigevy.answers.unverified import base_language, no_verified_answer
-from bigevy.api.knowledge import (
+from bigevy.background import BackgroundTasks
+from bigevy.config import ModelSpec
+from bigevy.errors import NotFound
+from bigevy.http.evy.protocol import (
     AnswerMode,
     AnswerSentence,
-    Citation,
     EmergencyNumber,
     EvyAnswer,
     EvyQuery,
     TriageOut,
 )
-from bigevy.background import BackgroundTasks
-from bigevy.config import ModelSpec
-from bigevy.errors import NotFound
+from bigevy.http.knowledge.protocol import Citation
 from bigevy.knowledge.records import Hit, SearchFilters
 from bigevy.knowledge.taxonomy import SOURCES, Category
 from bigevy.serving.profiles import system_prompt

@@ -19,10 +19,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
-from bigevy.api.alerts import AlertIn
-from bigevy.api.knowledge import DocumentCreate
 from bigevy.connectors.spec import SourceSpec
 from bigevy.errors import BigEvyError
+from bigevy.http.alerts.protocol import AlertIn
+from bigevy.http.knowledge.protocol import DocumentCreate
 from bigevy.knowledge.records import DocumentIn
 
 

@@ -22,7 +22,6 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import ValidationError
 
-from bigevy.api.alerts import AlertIn
 from bigevy.connectors.base import (
     Batch,
     SourceError,
@@ -34,6 +33,7 @@ from bigevy.connectors.base import (
 )
 from bigevy.connectors.spec import SourceSpec
 from bigevy.connectors.xmlsafe import UnsafeXML, parse_xml
+from bigevy.http.alerts.protocol import AlertIn
 from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from typing import Protocol
 
 import httpx
 
-from bigevy.api.alerts import AlertIn
 from bigevy.connectors.base import Batch, Connector, SourceError, redact_urls
 from bigevy.connectors.cap import CapConnector
 from bigevy.connectors.directory import DirectoryConnector
@@ -35,6 +34,7 @@ from bigevy.connectors.jsonapi import JsonApiConnector
 from bigevy.connectors.rss import RssConnector
 from bigevy.connectors.spec import FALLBACK_INTERVAL_S, ConnectorsSpec, SourceSpec
 from bigevy.connectors.state import SourceHealth, SourceState, StateCorrupt, StateStore
+from bigevy.http.alerts.protocol import AlertIn
 from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,15 @@ class ConnectorRunner:
                     await asyncio.wait_for(stop.wait(), timeout=wait)
         finally:
             await self.aclose()
+
+    def start(self) -> None:
+        """`run_forever` in the background, until the event loop ends."""
+        self._forever = asyncio.get_running_loop().create_task(self.run_forever())
+
+    async def check_health(self) -> None:
+        forever = getattr(self, "_forever", None)
+        if forever is not None and forever.done():
+            raise RuntimeError(f"the connector loop ended: {forever.exception()!r}")
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:

@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from bigevy.alerts.service import AlertService
-from bigevy.api.alerts import AlertIn
 from bigevy.errors import BigEvyError, NotFound
+from bigevy.http.alerts.protocol import AlertIn
 from bigevy.knowledge.records import DocumentIn
 
 log = logging.getLogger("ray.serve")

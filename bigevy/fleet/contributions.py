@@ -13,10 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bigevy.api.contributions import ContributedDocument, ContributionOut
 from bigevy.errors import Conflict, NotFound
 from bigevy.fleet.models import Contribution, Node
 from bigevy.fleet.service import FleetService
+from bigevy.http.contributions.protocol import ContributedDocument, ContributionOut
 
 
 def _hash(doc: ContributedDocument) -> str:

@@ -17,19 +17,6 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bigevy.api.fleet import (
-    Enrollment,
-    EnrollRequest,
-    HeartbeatIn,
-    HeartbeatOut,
-    KeyCreated,
-    KeyOut,
-    NodeDetail,
-    NodeOut,
-    NodeState,
-    TokenCreated,
-    TokenRevoked,
-)
 from bigevy.config import FleetSpec, Settings
 from bigevy.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from bigevy.fleet import secrets
@@ -44,6 +31,19 @@ from bigevy.fleet.models import (
 )
 from bigevy.fleet.roles import Caller, Role
 from bigevy.fleet.signing import SigningKey
+from bigevy.http.fleet.protocol import (
+    Enrollment,
+    EnrollRequest,
+    HeartbeatIn,
+    HeartbeatOut,
+    KeyCreated,
+    KeyOut,
+    NodeDetail,
+    NodeOut,
+    NodeState,
+    TokenCreated,
+    TokenRevoked,
+)
 
 #: How often a key's last_used_at is written (a write per request would cost every request).
 LAST_USED_EVERY_S = 60.0

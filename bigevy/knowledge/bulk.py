@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from bigevy.api.knowledge import DocumentCreate
 from bigevy.config import EmbedderSpec, KnowledgeSpec
+from bigevy.http.knowledge.protocol import DocumentCreate
 from bigevy.knowledge.chunking import document_chunks
 from bigevy.knowledge.ingest import jsonl_record
 from bigevy.knowledge.records import DocumentIn, Embedded, WriteResult
@@ -157,6 +157,7 @@ def run(
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> BulkReport:
     """Ingest JSONL `paths` (local or object-store URIs) into the knowledge base."""
+    # Long on purpose: one Ray Data pipeline, each stage's resources explained beside it.
     import ray.data
 
     ds = (

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from bigevy.config import EmbedderSpec
-from bigevy.model_files import resolve_source
+from bigevy.ops.model_files import resolve_source
 
 
 class Embedder:

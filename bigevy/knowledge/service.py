@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from bigevy.knowledge.records import (
 )
 from bigevy.knowledge.store import KnowledgeStore
 
+log = logging.getLogger("ray.serve")
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 #: How far apart the clocks of the replica that answered and this one may be (s).
 CLOCK_SKEW_S = 1.0
@@ -63,6 +65,45 @@ class KnowledgeService:
         )
         #: Progress of a running re-embed ({"done", "pending"} documents), else None.
         self.reembedding: dict[str, int] | None = None
+
+    # -- upkeep: the sole writer's background work ------------------------------------------
+
+    def start_upkeep(self) -> None:
+        """Keep the indexes current, and re-embed after a change of embedding model."""
+        loop = asyncio.get_running_loop()
+        self._upkeep = (
+            loop.create_task(self._keep_indexes_current()),
+            loop.create_task(self._reembed_if_needed()),
+        )
+
+    async def _keep_indexes_current(self) -> None:
+        """New rows reach the indexes within one interval of being written."""
+        maintained = 0
+        while True:
+            await asyncio.sleep(self.spec.maintenance_interval_s)
+            writes = self.store.writes
+            if writes == maintained:
+                continue
+            try:
+                done = await self.maintain()
+                maintained = writes
+                log.info("knowledge upkeep after %d writes: %s", writes, ", ".join(done))
+            except Exception:
+                log.exception("knowledge upkeep failed; retrying next interval")
+
+    async def _reembed_if_needed(self) -> None:
+        """After a change of embedding model, every document gets the new model's vectors."""
+        try:
+            if await asyncio.to_thread(self.store.missing_chunks):
+                log.warning("re-embedding the knowledge base with %s", self.store.embedding_model)
+                done = await self.reembed()
+                log.warning("re-embedded %d documents", done)
+            elif self.store.other_models():
+                await asyncio.to_thread(self.store.drop_other_models)
+        except Exception:
+            log.exception("re-embedding stopped; it resumes where it was at the next start")
+
+    # -- documents ------------------------------------------------------------------------
 
     async def put(self, doc: DocumentIn) -> tuple[WriteResult, int | None]:
         """Write a document; the same content again is a no-op (nothing re-embedded)."""

@@ -226,6 +226,8 @@ class KnowledgeStore:
 
         Each document gets its own revision, in order; unchanged ones are left as they are.
         """
+        # One function on purpose: its steps are the crash-safe write order (module
+        # docstring), and reading them in one place is what keeps that order right.
         for doc, chunks, vectors in items:
             if len(chunks) != len(vectors) or not chunks:
                 raise ValueError(f"{doc.id}: one vector per chunk, and at least one chunk")

@@ -18,7 +18,7 @@ from typing import Any
 
 from bigevy.config import ModelSpec
 from bigevy.errors import ContextLengthExceeded, ModelLoading
-from bigevy.model_files import resolve_source
+from bigevy.ops.model_files import resolve_source
 from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,7 @@ class LlamaCppEngine(LLMEngine):
         cancel: threading.Event,
         emit: Any,
     ) -> None:
+        # Long on purpose: the callbacks llama.cpp calls per token share this run's state.
         n_prompt = len(tokens)
         generated = 0
         interval = self.spec.stream_interval_ms / 1000

@@ -40,9 +40,16 @@ class ModelServer:
     """
 
     def __init__(
-        self, spec: ModelSpec, *, engine_cls: type[LLMEngine] | None = None, retry_after: int = 2
+        self,
+        spec: ModelSpec,
+        *,
+        engine_cls: type[LLMEngine] | None = None,
+        retry_after: int = 2,
+        replica: str | None = None,
     ) -> None:
         self.spec = spec
+        #: The Serve replica this runs in, named in `describe()`.
+        self.replica = replica
         self.retry_after = retry_after
         self.engine = (engine_cls or engine_class(spec))(spec)
         self.state: ModelState = "loading"
@@ -117,4 +124,5 @@ class ModelServer:
             "context_length": self.engine.context_length,
             "memory_bytes": psutil.Process(os.getpid()).memory_info().rss,
             **self.engine.stats.as_dict(),
+            **({"replica": self.replica} if self.replica else {}),
         }

@@ -12,7 +12,9 @@ to the latest state per entry", and stays right when the subscription or budget 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets as random
 import time
 from collections.abc import Callable
@@ -21,7 +23,11 @@ from pathlib import Path
 import zstandard
 from sqlalchemy import select
 
-from bigevy.api.sync import (
+from bigevy.config import Settings
+from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from bigevy.fleet.models import Node, NodeSync, Package, Subscription
+from bigevy.fleet.service import FleetService
+from bigevy.http.sync.protocol import (
     AckIn,
     SignedManifest,
     SubscriptionIn,
@@ -29,13 +35,14 @@ from bigevy.api.sync import (
     SyncErrorIn,
     SyncState,
 )
-from bigevy.config import Settings
-from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from bigevy.fleet.models import Node, NodeSync, Package, Subscription
-from bigevy.fleet.service import FleetService
+from bigevy.ops.files import write_atomically
 from bigevy.sync import selection
 from bigevy.sync.catalogue import CatalogueReader
-from bigevy.sync.package import FORMAT, Signed, build_payload, write_atomically
+from bigevy.sync.package import FORMAT, Signed, build_payload
+
+log = logging.getLogger("ray.serve")
+#: How often expired and superseded packages are removed.
+PRUNE_EVERY_S = 600.0
 
 
 class SyncService:
@@ -116,6 +123,7 @@ class SyncService:
         A package already built from the same acknowledged state to the same revision is
         handed out again, so a node resuming a download gets the same bytes.
         """
+        # One function on purpose: which package a node gets is one decision, read in order.
         catalogue = self.catalogue.catalogue()
         now = self.clock()
         with self.sessions() as session:
@@ -184,6 +192,8 @@ class SyncService:
         wanted: dict[str, selection.Entry],
         now: float,
     ) -> SignedManifest:
+        # Long on purpose: the order of its writes (payload file, holdings, then the row that
+        # makes the package visible) is what lets a crash leave no half-built package.
         payload = build_payload(lines)
         from_revision = state.knowledge_revision if (state and kind == "delta") else 0
         same = self._same_build(node_id, kind, base, to_revision, payload.sha256, now)
@@ -300,6 +310,24 @@ class SyncService:
             self._payload_path(package_id).unlink(missing_ok=True)
             self._holdings_path(package_id).unlink(missing_ok=True)
         return len(doomed)
+
+    def start_pruning(self, every_s: float = PRUNE_EVERY_S) -> None:
+        """`prune` every `every_s` in a worker thread, until the event loop ends."""
+        self._pruning = asyncio.get_running_loop().create_task(self._prune_forever(every_s))
+
+    async def _prune_forever(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                removed = await asyncio.to_thread(self.prune)
+                if removed:
+                    log.info("removed %d packages no node needs", removed)
+            except Exception:
+                log.exception("pruning packages failed; retried next round")
+
+    def check_health(self) -> None:
+        """The catalogue can be read (Serve replaces a replica that cannot)."""
+        self.catalogue.revision()
 
     def _signed(self, package: Package) -> SignedManifest:
         return SignedManifest(

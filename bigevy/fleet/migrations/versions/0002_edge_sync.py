@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Long on purpose: a migration is the list of tables it creates, read as one schema.
     op.create_table(
         "alerts",
         sa.Column("id", sa.String(length=32), nullable=False),

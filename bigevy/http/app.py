@@ -1,0 +1,76 @@
+"""The gateway's FastAPI app: the middleware, the one error mapping, and every router.
+
+The routes live beside their wire models, one folder per endpoint family
+(`bigevy/http/<family>/router.py` and `protocol.py`); what they call is `Services`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from bigevy.http.access import AuthenticateFirst
+from bigevy.http.admin import router as admin
+from bigevy.http.alerts import router as alerts
+from bigevy.http.bodylimit import BodyLimit
+from bigevy.http.contributions import router as contributions
+from bigevy.http.embeddings import router as embeddings
+from bigevy.http.errors import install_error_handlers
+from bigevy.http.evy import router as evy
+from bigevy.http.faq import router as faq
+from bigevy.http.fleet import router as fleet
+from bigevy.http.knowledge import router as knowledge
+from bigevy.http.legacy import router as legacy
+from bigevy.http.openai import router as openai
+from bigevy.http.services import Services
+from bigevy.http.sync import router as sync
+
+ROUTERS = [
+    fleet.router,
+    sync.router,
+    alerts.router,
+    contributions.router,
+    faq.router,
+    admin.router,
+    openai.router,
+    embeddings.router,
+    knowledge.router,
+    evy.router,
+    legacy.router,
+]
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="bigEVY",
+        version="0.1.0",
+        description="Central node of the EVY network: OpenAI-compatible answers for lilEVY. "
+        "Every route but /healthz and /readyz takes `Authorization: Bearer <key>`; "
+        "`x-bigevy-roles` on each operation says which keys it admits.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served by the admin router, to key holders only
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    limits = services.fleet.spec
+    app.add_middleware(
+        BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
+    )
+    # Added last, so it runs first: no body is read for a caller without a valid key.
+    app.add_middleware(AuthenticateFirst, authenticator=services.authenticator)
+    for router in ROUTERS:
+        document_roles(router)
+        app.include_router(router)
+    return app
+
+
+def document_roles(router: APIRouter) -> None:
+    """Each operation's `x-bigevy-roles`: the roles its `allow(...)` admits."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for dependency in route.dependant.dependencies:
+            roles = getattr(dependency.call, "roles", None)
+            if roles is not None:
+                route.openapi_extra = {"x-bigevy-roles": sorted(roles)}

@@ -1,0 +1,1 @@
+"""lilEVY: the edge node's client of bigEVY (enrol, heartbeat, escalate, sync, alerts)."""

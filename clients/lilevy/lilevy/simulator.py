@@ -1,0 +1,569 @@
+"""A simulated lilEVY fleet against a real bigEVY: what N nodes do to it, in numbers.
+
+Each node is enrolled like a real one (a one-time token from the admin key, then the edge
+client), heartbeats on a fixed cadence with plausible, drifting vitals, and escalates SMS
+questions from `questions.txt` as a Poisson process (exponential gaps around
+`question_every_s`), open loop: a slow answer does not slow the questions down, as real SMS
+users do not wait for each other. Everything runs on one event loop and one shared
+`httpx.AsyncClient`; every node has its own outbox (calls bigEVY could not take are queued
+there and delivered after the next acknowledged heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lilevy.client import (
+    Attempt,
+    EdgeClient,
+    HeartbeatReply,
+    HeartbeatStatus,
+    NodeDescription,
+    Queued,
+    RetryPolicy,
+)
+from lilevy.errors import EdgeError
+from lilevy.knowledge import EdgeKnowledge, PackageRejected
+from lilevy.outbox import DeliveryReport, Outbox
+from lilevy.sync import sync_knowledge
+
+#: Package data: found in an installed wheel and in an editable install alike.
+QUESTIONS_FILE = resources.files("lilevy") / "questions.txt"
+KINDS = ("enroll", "heartbeat", "escalation", "sync")
+#: A few common words of each language, space-separated.
+_WORDS = {
+    "fr": "est que faut mon mes comment où quand quel pour il va",
+    "es": "cuándo cuál dónde cómo mi está mañana qué mis el",
+    "pt": "quando qual onde como meu filho faço vai devo o",
+    "sw": "ni gani wangu nifanye nini lini wapi kesho ya cha saa msaada",
+}
+
+
+def _reworded(question: str, rng: random.Random) -> str:
+    """The same question as another person might type it."""
+    text = question
+    if rng.random() < 0.5:
+        text = text.lower()
+    if rng.random() < 0.5:
+        text = text.rstrip("?!. ")
+    if rng.random() < 0.3:
+        text = f"Hi, {text}"
+    return text
+
+
+def load_questions(path: Path | Traversable | None = None) -> list[str]:
+    """The SMS questions, one a line (blank lines skipped)."""
+    text = (path or QUESTIONS_FILE).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def guess_language(text: str) -> str:
+    """A crude guess from common words; enough to tag a simulated SMS."""
+    words = {w.strip("¿?¡!.,'").lower() for w in text.split()}
+    best, hits = "en", 0
+    for language, common in _WORDS.items():
+        found = len(words & set(common.split()))
+        if found > hits:
+            best, hits = language, found
+    return best
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class KindStats:
+    """Calls of one kind: as a node saw them (retries included in the latency)."""
+
+    ok: int = 0
+    failed: int = 0
+    queued: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.latencies_ms, q)
+
+
+@dataclass
+class Progress:
+    phase: str
+    done: float
+    total: float
+    heartbeats: int
+    escalations: int
+    failures: int
+
+
+@dataclass
+class SimulationReport:
+    nodes: int
+    node_ids: list[str]
+    duration_s: float
+    kinds: dict[str, KindStats]
+    #: Every HTTP try by outcome: status code, `connection_error` or `timeout`.
+    responses: Counter[str]
+    #: Calls that failed for good (after retries, not queued), by outcome.
+    failures: Counter[str]
+    #: Heartbeats bigEVY answered 2xx, live or from an outbox: each must be one stored row.
+    acknowledged_heartbeats: int
+    outbox_depth: int
+    dead_letters: int
+    #: Questions a node answered from an FAQ entry it had synced (never escalated).
+    answered_locally: int = 0
+    #: Per minute of the run: (questions asked, of them answered locally).
+    timeline: list[tuple[int, int]] = field(default_factory=list)
+    #: Knowledge packages applied by the nodes (with `sync_every_s`).
+    packages_applied: int = 0
+    #: Node restarts simulated (with `restart_probability`).
+    restarts: int = 0
+    #: Nodes whose store, after a last sync, differs from a full snapshot made for them.
+    out_of_sync: list[str] = field(default_factory=list)
+
+    @property
+    def heartbeats_per_s(self) -> float:
+        return self.acknowledged_heartbeats / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def server_errors(self) -> int:
+        """5xx replies seen, retried ones included."""
+        return sum(n for k, n in self.responses.items() if k.isdigit() and int(k) >= 500)
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.kinds = {kind: KindStats() for kind in KINDS}
+        self.responses: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.acknowledged_heartbeats = 0
+        self.answered_locally = 0
+        self.packages_applied = 0
+        self.restarts = 0
+        self.timeline: list[list[int]] = []
+
+    def asked(self, minute: int, locally: bool) -> None:
+        while len(self.timeline) <= minute:
+            self.timeline.append([0, 0])
+        self.timeline[minute][0] += 1
+        self.timeline[minute][1] += int(locally)
+        self.answered_locally += int(locally)
+
+    def attempt(self, attempt: Attempt) -> None:
+        self.responses[attempt.outcome] += 1
+
+    def fail(self, kind: str, error: EdgeError) -> None:
+        self.kinds[kind].failed += 1
+        self.failures[str(error.status or error.code or "error")] += 1
+
+    def delivered(self, report: DeliveryReport) -> None:
+        for item in report.delivered:
+            if item.entry.kind == "heartbeat":
+                self.acknowledged_heartbeats += 1
+            self.kinds[item.entry.kind].ok += 1
+        for letter in report.dead_lettered:
+            self.kinds[letter.entry.kind].failed += 1
+            self.failures[str(letter.status)] += 1
+
+
+class _Node:
+    """One simulated lilEVY: its vitals drift from beat to beat."""
+
+    def __init__(
+        self,
+        client: EdgeClient,
+        rng: random.Random,
+        region: str,
+        knowledge: EdgeKnowledge | None = None,
+    ) -> None:
+        self.client = client
+        self.knowledge = knowledge  # with sync: what the node answers from itself
+        self.rng = rng
+        self.region = region
+        self.power = rng.choice(["solar", "solar", "mains", "battery"])
+        self.battery = rng.uniform(35.0, 100.0)
+        self.boot_uptime = rng.uniform(600.0, 7 * 86400.0)
+        self.started = time.monotonic()
+        self.free_mb = rng.uniform(2000.0, 28000.0)
+        self.revision = 0
+        self.asked = 0  # questions since the last heartbeat
+        self.answered_segments = 0
+        self.flushing: asyncio.Task[None] | None = None
+
+    def status(self) -> HeartbeatStatus:
+        drift = {"solar": 0.4, "mains": 1.0, "battery": -0.6}[self.power]
+        self.battery = min(100.0, max(3.0, self.battery + drift + self.rng.gauss(0, 0.8)))
+        self.free_mb = max(50.0, self.free_mb - self.rng.uniform(0, 2))
+        local = self.rng.randint(0, 3)  # questions the node answered itself
+        sms_in, sms_out = local + self.asked, local + self.answered_segments
+        self.asked = self.answered_segments = 0
+        depth = self.client.outbox.depth() if self.client.outbox else 0
+        return HeartbeatStatus(
+            battery_percent=round(self.battery, 1),
+            power_source=self.power,  # type: ignore[arg-type]
+            uptime_s=round(self.boot_uptime + time.monotonic() - self.started, 1),
+            sms_in=sms_in,
+            sms_out=sms_out,
+            queue_depth=depth,
+            model_version="smollm2-135m-q4",
+            knowledge_revision=self.revision,
+            free_storage_mb=round(self.free_mb, 1),
+            connectivity=["sms", "internet"],
+        )
+
+    def heard(self, reply: HeartbeatReply) -> None:
+        for directive in reply.directives:
+            if directive.type == "knowledge_update":
+                self.revision = int(directive.detail.get("to_revision", self.revision))
+
+
+async def _in_sync(node: _Node, box_dir: Path) -> bool:
+    """After one more (uncut) sync, the node holds exactly what a snapshot built for it now
+    would hold, entry by entry (ids and sha256): nothing lost, nothing stale."""
+    if node.knowledge is None:
+        return True
+    for attempt in range(5):  # knowledge changing meanwhile makes the two differ: again
+        if attempt:
+            await asyncio.sleep(1.0)
+        try:
+            await sync_knowledge(node.client, node.knowledge, box_dir / "final")
+            reply = await node.client.request(
+                "GET", "/v1/sync/manifest", params={"full": "true"}, kind="sync"
+            )
+        except (EdgeError, PackageRejected):
+            continue
+        manifest = json.loads(reply.body["manifest"])
+        if manifest["to_revision"] != node.knowledge.revision:
+            continue
+        expected = {e["id"]: e["sha256"] for e in manifest["entries"]}
+        return expected == node.knowledge.digests()
+    return False
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+
+async def _finish(tasks: set[asyncio.Task[None]], fleet: list[_Node], deadline: float) -> None:
+    """Wait for `tasks` and the nodes' outbox deliveries (also those they start) until the
+    deadline; cancel what is left."""
+    while True:
+        waiting = {t for t in tasks if not t.done()}
+        waiting |= {n.flushing for n in fleet if n.flushing and not n.flushing.done()}
+        if not waiting:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            return
+        await asyncio.wait(waiting, timeout=left)
+
+
+async def simulate_async(
+    base_url: str,
+    admin_key: str,
+    nodes: int,
+    duration_s: float,
+    heartbeat_interval_s: float = 5.0,
+    question_every_s: float = 60.0,
+    region: str = "KE",
+    questions: Sequence[str] | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    outbox_dir: Path | None = None,
+    drain_s: float = 120.0,
+    seed: int | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    sync_every_s: float | None = None,
+    cut_probability: float = 0.0,
+    restart_probability: float = 0.0,
+    zipf: float = 0.0,
+) -> SimulationReport:
+    """Enrol `nodes` nodes, run them for `duration_s`, then let in-flight calls finish (up to
+    `drain_s`) and deliver the outboxes once more.
+
+    `sync_every_s`: each node also keeps a knowledge store synced from bigEVY (resumable,
+    verified packages) and answers a question itself when it holds an FAQ entry for it; a
+    download is cut short with `cut_probability` (the next sync resumes it), and before a sync
+    a node restarts with `restart_probability` (its store closed and opened again from disk,
+    its partial download kept). At the end each
+    node syncs once more and its store is compared with a full snapshot built for it then.
+    `zipf`: questions are drawn with weight 1/rank**zipf (0: uniformly), and reworded a
+    little each time (case, punctuation, a greeting), as people ask the same thing.
+    """
+    pool = list(questions) if questions is not None else load_questions()
+    if not pool:
+        raise ValueError("no questions to ask")
+    weights = [1.0 / (rank + 1) ** zipf for rank in range(len(pool))]
+    rng = random.Random(seed)
+    stats = _Stats()
+    own_dir = outbox_dir is None
+    box_dir = Path(tempfile.mkdtemp(prefix="bigevy-sim-")) if own_dir else Path(outbox_dir)
+    limits = httpx.Limits(max_connections=2 * nodes + 16, max_keepalive_connections=2 * nodes + 16)
+    http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=120.0))
+    fleet: list[_Node] = []
+    try:
+        # -- enrolment ------------------------------------------------------------------------
+        admin = EdgeClient(base_url, key=admin_key, http=http, retry=retry, rng=rng)
+        gate = asyncio.Semaphore(16)
+        enrolled = 0
+
+        async def enroll(index: int) -> _Node | None:
+            nonlocal enrolled
+            async with gate:
+                client = EdgeClient(
+                    base_url,
+                    http=http,
+                    outbox=Outbox(box_dir / f"node-{index:05d}.db"),
+                    retry=retry,
+                    on_attempt=stats.attempt,
+                    rng=random.Random(rng.random()),
+                )
+                try:
+                    token = await admin.request(
+                        "POST",
+                        "/v1/enrollment-tokens",
+                        json={"region": region, "note": "fleet simulator"},
+                    )
+                    started = time.perf_counter()
+                    enrolment = await client.enroll(
+                        token.body["token"],
+                        NodeDescription(
+                            name=f"sim-{region.lower()}-{index:04d}",
+                            region=region,
+                            location=f"simulated site {index}",
+                            phone_number=f"+254 7{rng.randint(10_000_000, 99_999_999)}",
+                            hardware="Raspberry Pi 4 + SIM800 GSM modem",
+                            model="smollm2-135m-q4",
+                            storage_mb=32768,
+                            software_version="lilevy-sim 0.1",
+                        ),
+                    )
+                except EdgeError as exc:
+                    stats.fail("enroll", exc)
+                    client.outbox.close()  # type: ignore[union-attr]
+                    return None
+                finally:
+                    enrolled += 1
+                    if on_progress:
+                        on_progress(Progress("enrolling", enrolled, nodes, 0, 0, 0))
+                stats.kinds["enroll"].ok += 1
+                stats.kinds["enroll"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+                knowledge = None
+                if sync_every_s:
+                    knowledge = EdgeKnowledge(
+                        box_dir / f"knowledge-{index:05d}.db",
+                        enrolment.node_id,
+                        enrolment.signing_public_key,
+                    )
+                return _Node(client, random.Random(rng.random()), region, knowledge)
+
+        fleet = [n for n in await asyncio.gather(*(enroll(i) for i in range(nodes))) if n]
+
+        # -- load -----------------------------------------------------------------------------
+        stop = asyncio.Event()
+        inflight: set[asyncio.Task[None]] = set()
+
+        async def flush(node: _Node) -> None:
+            stats.delivered(await node.client.flush())
+
+        def start_flush(node: _Node) -> None:
+            """Deliver the node's outbox in the background, once at a time."""
+            if node.flushing or not node.client.outbox or not node.client.outbox.depth():
+                return
+            node.flushing = asyncio.create_task(flush(node))
+            node.flushing.add_done_callback(lambda _: setattr(node, "flushing", None))
+
+        async def beat(node: _Node) -> None:
+            started = time.perf_counter()
+            try:
+                reply = await node.client.heartbeat(node.status(), queue_if_offline=True)
+            except EdgeError as exc:
+                stats.fail("heartbeat", exc)
+                return
+            if isinstance(reply, Queued):
+                stats.kinds["heartbeat"].queued += 1
+                return
+            stats.acknowledged_heartbeats += 1
+            stats.kinds["heartbeat"].ok += 1
+            stats.kinds["heartbeat"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+            node.heard(reply)
+            start_flush(node)
+
+        async def ask(node: _Node, message: str) -> None:
+            node.asked += 1
+            minute = int((time.monotonic() - started_at) // 60)
+            if node.knowledge is not None and node.knowledge.faq_answer(message):
+                stats.asked(minute, locally=True)
+                node.answered_segments += 1
+                return
+            stats.asked(minute, locally=False)
+            started = time.perf_counter()
+            try:
+                answer = await node.client.escalate(
+                    message,
+                    language=guess_language(message),
+                    region=node.region,
+                    queue_if_offline=True,
+                )
+            except EdgeError as exc:
+                stats.fail("escalation", exc)
+                return
+            if isinstance(answer, Queued):
+                stats.kinds["escalation"].queued += 1
+                return
+            stats.kinds["escalation"].ok += 1
+            stats.kinds["escalation"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+            node.answered_segments += int(answer.get("sms_segments", 1))
+
+        def spawn(coro: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.create_task(coro)
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+
+        async def heartbeats(node: _Node) -> None:
+            loop = asyncio.get_running_loop()
+            await _sleep_or_stop(stop, node.rng.uniform(0, heartbeat_interval_s))
+            due = loop.time()
+            while not stop.is_set():
+                spawn(beat(node))
+                due = max(due + heartbeat_interval_s, loop.time() - heartbeat_interval_s)
+                await _sleep_or_stop(stop, due - loop.time())
+
+        async def asking(node: _Node) -> None:
+            while True:
+                await _sleep_or_stop(stop, node.rng.expovariate(1.0 / question_every_s))
+                if stop.is_set():
+                    return
+                (question,) = node.rng.choices(pool, weights)
+                spawn(ask(node, _reworded(question, node.rng) if zipf else question))
+
+        async def syncing(node: _Node) -> None:
+            work = box_dir / f"downloads-{node.client.node_id}"
+            while node.knowledge is not None and not stop.is_set():
+                if node.rng.random() < restart_probability:
+                    node.knowledge = node.knowledge.reopened()
+                    stats.restarts += 1
+                cut = None
+                if node.rng.random() < cut_probability:
+                    cut = node.rng.randint(1, 256)  # the uplink drops early in the download
+                try:
+                    result = await sync_knowledge(node.client, node.knowledge, work, max_bytes=cut)
+                    stats.packages_applied += int(result.applied is not None)
+                except (EdgeError, PackageRejected) as exc:
+                    stats.fail("sync", exc if isinstance(exc, EdgeError) else EdgeError(str(exc)))
+                await _sleep_or_stop(stop, sync_every_s or 0)
+
+        started = started_at = time.monotonic()
+        loops = [asyncio.create_task(heartbeats(n)) for n in fleet]
+        loops += [asyncio.create_task(asking(n)) for n in fleet]
+        loops += [asyncio.create_task(syncing(n)) for n in fleet if n.knowledge is not None]
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                if on_progress:
+                    on_progress(
+                        Progress(
+                            "running",
+                            min(duration_s, time.monotonic() - started),
+                            duration_s,
+                            stats.acknowledged_heartbeats,
+                            stats.kinds["escalation"].ok,
+                            sum(stats.failures.values()),
+                        )
+                    )
+                await _sleep_or_stop(stop, 1.0)
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(duration_s)
+        stop.set()
+        elapsed = time.monotonic() - started
+        await asyncio.gather(*loops, tick)
+
+        # -- drain ----------------------------------------------------------------------------
+        if on_progress:
+            on_progress(Progress("draining", 0, len(inflight), 0, 0, 0))
+        deadline = time.monotonic() + drain_s
+        await _finish(inflight, fleet, deadline)
+        for node in fleet:
+            start_flush(node)
+        await _finish(set(), fleet, deadline + drain_s)
+
+        mismatched = [n.client.node_id for n in fleet if not await _in_sync(n, box_dir)]
+        depth = sum(n.client.outbox.depth() for n in fleet if n.client.outbox)
+        dead = sum(len(n.client.outbox.dead_letters()) for n in fleet if n.client.outbox)
+        return SimulationReport(
+            nodes=len(fleet),
+            node_ids=[n.client.node_id or "" for n in fleet],
+            duration_s=elapsed,
+            kinds=stats.kinds,
+            responses=stats.responses,
+            failures=stats.failures,
+            acknowledged_heartbeats=stats.acknowledged_heartbeats,
+            outbox_depth=depth,
+            dead_letters=dead,
+            answered_locally=stats.answered_locally,
+            timeline=[(asked, local) for asked, local in stats.timeline],
+            packages_applied=stats.packages_applied,
+            restarts=stats.restarts,
+            out_of_sync=[node_id or "" for node_id in mismatched],
+        )
+    finally:
+        for node in fleet:
+            if node.client.outbox:
+                node.client.outbox.close()
+            if node.knowledge is not None:
+                node.knowledge.close()
+        await http.aclose()
+        if own_dir:
+            shutil.rmtree(box_dir, ignore_errors=True)
+
+
+def simulate(
+    base_url: str,
+    admin_key: str,
+    nodes: int,
+    duration_s: float,
+    heartbeat_interval_s: float = 5.0,
+    question_every_s: float = 60.0,
+    region: str = "KE",
+    questions: Sequence[str] | None = None,
+    **options: object,
+) -> SimulationReport:
+    """`simulate_async` on a fresh event loop (see there)."""
+    return asyncio.run(
+        simulate_async(
+            base_url,
+            admin_key,
+            nodes,
+            duration_s,
+            heartbeat_interval_s,
+            question_every_s,
+            region,
+            questions,
+            **options,  # type: ignore[arg-type]
+        )
+    )
