@@ -23,9 +23,9 @@ from pathlib import Path
 
 import psutil
 
-from bigevy import ray_auth
 from bigevy.config import Settings
-from bigevy.sync.package import write_atomically
+from bigevy.ops import ray_auth
+from bigevy.ops.files import write_atomically
 
 #: What every Ray process and client bigEVY starts runs with, besides its token.
 RAY_SETTINGS = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}

@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from bigevy.sync.package import write_atomically
+from bigevy.ops.files import write_atomically
 
 #: The environment variables through which an operator hands Ray a token of their own.
 OPERATOR_TOKEN_VARS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import zstandard
@@ -63,16 +61,3 @@ class Signed:
     def of(cls, document: dict[str, Any], key: SigningKey) -> Signed:
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return cls(text, base64.b64encode(key.sign(text.encode())).decode())
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Readers see the old file or the whole new one, never a part; a secret's `mode` (0o600)
-    holds from the first byte written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)  # left by a crash: os.open would keep its mode
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Running bigEVY: its Ray, its model files, the files it writes."""
