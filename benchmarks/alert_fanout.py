@@ -4,7 +4,7 @@
 
 bigEVY in this process on a fresh local Ray (one gateway replica, the default config); N nodes
 are enrolled and each holds `GET /v1/alerts/stream` open with the edge client's listener
-(`bigevy.edge.alerts.listen`: verify the signature, keep it in the node's SQLite, ack it), all
+(`lilevy.alerts.listen`: verify the signature, keep it in the node's SQLite, ack it), all
 in one asyncio loop here. Each round posts one alert to every node's region and records, per
 node, when its listener had verified and stored the alert (before its ack); rounds are 5 s
 apart. The figures are over all nodes of all rounds. The 200 simulated nodes share this
@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import httpx
+from lilevy.alerts import EdgeAlerts, listen
+from lilevy.client import EdgeClient, NodeDescription
 from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
-from bigevy.edge.alerts import EdgeAlerts, listen
-from bigevy.edge.client import EdgeClient, NodeDescription
 
 
 async def run(base_url: str, nodes: int, rounds: int, work: Path) -> list[float]:

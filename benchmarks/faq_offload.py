@@ -6,12 +6,12 @@ packages, and the nodes answer those themselves from then on.
         [--question-every 40] [--sync-every 60] [--zipf 1.0]
 
 bigEVY on a fresh local Ray with the default config (SmolLM2 on llama.cpp answers what is
-escalated); the fleet is `bigevy.edge.simulator` with `sync_every_s` (each node syncs its
+escalated); the fleet is `lilevy.simulator` with `sync_every_s` (each node syncs its
 SQLite + FTS5 knowledge store with verified packages, and answers a question itself when it
 holds an FAQ entry sharing >= 60 % of its words) and questions drawn from
-`bigevy/edge/questions.txt` with weight 1/rank**zipf, lightly reworded each time; `--cut` of
-the syncs are cut short mid-download (resumed by the next). At the end every node's store is
-compared with a full snapshot built for it. The zipf
+`clients/lilevy/lilevy/questions.txt` with weight 1/rank**zipf, lightly reworded each time;
+`--cut` of the syncs are cut short mid-download (resumed by the next). At the end every node's
+store is compared with a full snapshot built for it. The zipf
 weighting is a modelling assumption (a few questions dominate real SMS traffic); `--zipf 0`
 asks uniformly. Baseline: the same fleet before any FAQ exists, i.e. the first minutes of the
 run, where every question is escalated.
@@ -36,11 +36,11 @@ import threading
 from pathlib import Path
 
 import httpx
+from lilevy.simulator import simulate
 from local_serve import HEADERS, start_serve
 
 from bigevy.answers.sentences import comparable, prose_sentences
 from bigevy.config import Settings
-from bigevy.edge.simulator import simulate
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE, read
 
 DATA = Path(__file__).resolve().parent / "data" / "answer_quality.jsonl"

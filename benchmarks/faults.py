@@ -28,10 +28,10 @@ import httpx
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from lilevy.simulator import simulate
 from local_serve import HEADERS, start_serve
 
 from bigevy.config import Settings
-from bigevy.edge.simulator import simulate
 from bigevy.fleet.models import Escalation, Heartbeat
 from bigevy.fleet.service import open_fleet
 

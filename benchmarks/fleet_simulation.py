@@ -6,7 +6,7 @@ errors, and whether any acknowledged heartbeat went missing.
 
 Lost heartbeats = heartbeats bigEVY acknowledged (2xx) - rows in its heartbeats table for the
 simulated nodes: anything but 0 means an acknowledged write was lost (or stored twice, < 0).
-`--database postgresql` starts a throw-away PostgreSQL (tests/postgres.py) for the metadata.
+`--database postgresql` starts a throw-away PostgreSQL (tests/support/postgres.py) for the metadata.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.postgres
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support.postgres
 
+from lilevy.simulator import SimulationReport, simulate
 from local_serve import start_serve
 from sqlalchemy import func, select
 
 from bigevy.config import Settings
-from bigevy.edge.simulator import SimulationReport, simulate
 from bigevy.fleet.models import Escalation, Heartbeat
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import open_fleet
@@ -38,7 +38,7 @@ def metadata_database(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    from tests.postgres import PostgresServer
+    from tests.support.postgres import PostgresServer
 
     with PostgresServer() as server:
         yield server.url

@@ -4,7 +4,8 @@ what a caller must never see: a 5xx, or a response its schema does not describe.
 
     .venv/bin/python benchmarks/fuzz_api.py [--max-examples N]
 
-The suite runs a short, bounded version of the same (tests/test_fuzz.py); this is the long run.
+The suite runs a short, bounded version of the same (tests/integration/test_fuzz.py); this
+is the long run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from local_serve import HEADERS, start_serve
 
-from tests.fuzzing import fuzz, fuzz_settings, node_key
+from tests.support.fuzzing import fuzz, fuzz_settings, node_key
 
 
 def main() -> None:

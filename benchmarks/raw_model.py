@@ -23,7 +23,7 @@ def raw_sentence_transformer(dtype: str = "float32") -> Any:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from bigevy.model_files import resolve_source
+    from bigevy.ops.model_files import resolve_source
 
     torch.set_num_threads(os.cpu_count() or 1)
     return SentenceTransformer(

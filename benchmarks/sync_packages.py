@@ -42,10 +42,10 @@ from typing import Any
 import psutil
 import zstandard
 
-from bigevy.api.fleet import EnrollRequest
-from bigevy.api.sync import AckIn, SubscriptionIn
 from bigevy.config import Settings, SyncSpec, VectorIndexSpec
 from bigevy.fleet.service import open_fleet
+from bigevy.http.fleet.protocol import EnrollRequest
+from bigevy.http.sync.protocol import AckIn, SubscriptionIn
 from bigevy.knowledge.records import DocumentIn
 from bigevy.knowledge.store import KnowledgeStore
 from bigevy.knowledge.taxonomy import Category
@@ -158,12 +158,11 @@ def changed_alone(store: KnowledgeStore, changed: list[str], deleted: list[str])
 def resume_cost(path: Path) -> tuple[int, int]:
     """(bytes of the second request, the remainder it had to send) for a cut at 50 %."""
     import uvicorn
+    from lilevy.client import EdgeClient
+    from lilevy.sync import download
     from starlette.applications import Starlette
     from starlette.responses import FileResponse
     from starlette.routing import Route
-
-    from bigevy.edge.client import EdgeClient
-    from bigevy.edge.sync import download
 
     app = Starlette(routes=[Route("/p", lambda _: FileResponse(path))])
     with socket.socket() as s:

@@ -116,14 +116,16 @@ async def listen(
     on_alert: Callable[[dict[str, Any]], None] | None = None,
     stop: asyncio.Event | None = None,
     reconnect_s: float = 5.0,
+    on_connected: Callable[[], None] | None = None,
 ) -> None:
     """Hold the alert stream open until `stop`; reconnect after a drop. `on_alert` is called
-    with each alert new to this node (e.g. to broadcast it by SMS)."""
+    with each alert new to this node (e.g. to broadcast it by SMS); `on_connected` each time
+    the stream is open and the alerts pending for the node are on their way."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         # The uplink or bigEVY went away: heartbeats carry alerts meanwhile.
         with contextlib.suppress(EdgeError, httpx.HTTPError):
-            await _stream_once(client, store, on_alert, stop)
+            await _stream_once(client, store, on_alert, stop, on_connected)
         if not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), reconnect_s)
@@ -134,6 +136,7 @@ async def _stream_once(
     store: EdgeAlerts,
     on_alert: Callable[[dict[str, Any]], None] | None,
     stop: asyncio.Event,
+    on_connected: Callable[[], None] | None = None,
 ) -> None:
     headers = {"Authorization": f"Bearer {client.key}", "Accept": "text/event-stream"}
     timeout = httpx.Timeout(60.0, connect=15.0)  # keepalives come every 15 s
@@ -153,6 +156,8 @@ async def _stream_once(
                         with contextlib.suppress(PackageRejected):  # forged: dropped
                             await take(client, store, json.loads("\n".join(data)), on_alert)
                     event, data = "", []
+                elif line == ": connected" and on_connected is not None:
+                    on_connected()
                 elif line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):

@@ -47,7 +47,7 @@ def _from_json(cls: type[_T], data: Mapping[str, Any]) -> _T:
 
 # -- wire shapes -----------------------------------------------------------------------------
 # Hand-written mirrors of bigEVY's wire models, kept free of pydantic; bigEVY's
-# tests/test_edge.py checks them against the server's OpenAPI document.
+# tests/integration/test_edge.py checks them against the server's OpenAPI document.
 
 
 @dataclass

@@ -32,6 +32,7 @@ import httpx
 from lilevy.client import (
     Attempt,
     EdgeClient,
+    Enrollment,
     HeartbeatReply,
     HeartbeatStatus,
     NodeDescription,
@@ -282,6 +283,298 @@ async def _finish(tasks: set[asyncio.Task[None]], fleet: list[_Node], deadline: 
         await asyncio.wait(waiting, timeout=left)
 
 
+@dataclass
+class _Simulation:
+    """One run of `simulate_async` (the settings are its arguments, see there): the fleet,
+    its counters and its tasks in flight, with a method for each phase of the run and each
+    part of a node's life."""
+
+    base_url: str
+    admin_key: str
+    nodes: int
+    duration_s: float
+    heartbeat_interval_s: float
+    question_every_s: float
+    region: str
+    pool: list[str]
+    on_progress: Callable[[Progress], None] | None
+    outbox_dir: Path | None
+    drain_s: float
+    #: The seeded generator: the admin client's retry jitter, then for each node its client's
+    #: generator, its phone number and its `_Node`'s generator, drawn in that order.
+    rng: random.Random
+    retry: RetryPolicy
+    sync_every_s: float | None
+    cut_probability: float
+    restart_probability: float
+    zipf: float
+    weights: list[float] = field(init=False)
+    stats: _Stats = field(init=False, default_factory=_Stats)
+    fleet: list[_Node] = field(init=False, default_factory=list)
+    inflight: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    started_at: float = field(init=False, default=0.0)
+    enrolled: int = field(init=False, default=0)  # attempts done, for the progress callback
+    box_dir: Path = field(init=False)
+    http: httpx.AsyncClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.weights = [1.0 / (rank + 1) ** self.zipf for rank in range(len(self.pool))]
+
+    async def run(self) -> SimulationReport:
+        """Enrol, load, drain and report; the node stores, the HTTP client and a directory
+        made here are released however the run ends."""
+        own_dir = self.outbox_dir is None
+        if self.outbox_dir is None:
+            self.box_dir = Path(tempfile.mkdtemp(prefix="bigevy-sim-"))
+        else:
+            self.box_dir = Path(self.outbox_dir)
+        connections = 2 * self.nodes + 16
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self.http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=120.0))
+        try:
+            self.fleet = await self._enroll_fleet()
+            elapsed = await self._load()
+            await self._drain()
+            return await self._report(elapsed)
+        finally:
+            for node in self.fleet:
+                if node.client.outbox:
+                    node.client.outbox.close()
+                if node.knowledge is not None:
+                    node.knowledge.close()
+            await self.http.aclose()
+            if own_dir:
+                shutil.rmtree(self.box_dir, ignore_errors=True)
+
+    # -- enrolment ----------------------------------------------------------------------------
+
+    async def _enroll_fleet(self) -> list[_Node]:
+        """The nodes bigEVY enrolled, 16 enrolling at a time."""
+        admin = EdgeClient(
+            self.base_url, key=self.admin_key, http=self.http, retry=self.retry, rng=self.rng
+        )
+        gate = asyncio.Semaphore(16)
+        enrolled = await asyncio.gather(*(self._enroll(i, admin, gate) for i in range(self.nodes)))
+        return [n for n in enrolled if n]
+
+    async def _enroll(self, index: int, admin: EdgeClient, gate: asyncio.Semaphore) -> _Node | None:
+        async with gate:
+            client = EdgeClient(
+                self.base_url,
+                http=self.http,
+                outbox=Outbox(self.box_dir / f"node-{index:05d}.db"),
+                retry=self.retry,
+                on_attempt=self.stats.attempt,
+                rng=random.Random(self.rng.random()),
+            )
+            try:
+                token = await admin.request(
+                    "POST",
+                    "/v1/enrollment-tokens",
+                    json={"region": self.region, "note": "fleet simulator"},
+                )
+                started = time.perf_counter()
+                # The phone number is drawn only once the token came back, as the order of
+                # the draws from `rng` is what a seed replays.
+                enrolment = await client.enroll(token.body["token"], self._description(index))
+            except EdgeError as exc:
+                self.stats.fail("enroll", exc)
+                client.outbox.close()  # type: ignore[union-attr]
+                return None
+            finally:
+                self.enrolled += 1
+                if self.on_progress:
+                    self.on_progress(Progress("enrolling", self.enrolled, self.nodes, 0, 0, 0))
+            self.stats.kinds["enroll"].ok += 1
+            self.stats.kinds["enroll"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+            return self._node(index, client, enrolment)
+
+    def _description(self, index: int) -> NodeDescription:
+        """What node `index` tells bigEVY about itself (its phone number is a draw)."""
+        return NodeDescription(
+            name=f"sim-{self.region.lower()}-{index:04d}",
+            region=self.region,
+            location=f"simulated site {index}",
+            phone_number=f"+254 7{self.rng.randint(10_000_000, 99_999_999)}",
+            hardware="Raspberry Pi 4 + SIM800 GSM modem",
+            model="smollm2-135m-q4",
+            storage_mb=32768,
+            software_version="lilevy-sim 0.1",
+        )
+
+    def _node(self, index: int, client: EdgeClient, enrolment: Enrollment) -> _Node:
+        knowledge = None
+        if self.sync_every_s:
+            knowledge = EdgeKnowledge(
+                self.box_dir / f"knowledge-{index:05d}.db",
+                enrolment.node_id,
+                enrolment.signing_public_key,
+            )
+        return _Node(client, random.Random(self.rng.random()), self.region, knowledge)
+
+    # -- load ---------------------------------------------------------------------------------
+
+    async def _load(self) -> float:
+        """Run every node's loops for `duration_s`; the seconds the run really took."""
+        self.started_at = time.monotonic()
+        loops = [asyncio.create_task(self._heartbeats(n)) for n in self.fleet]
+        loops += [asyncio.create_task(self._asking(n)) for n in self.fleet]
+        loops += [
+            asyncio.create_task(self._syncing(n)) for n in self.fleet if n.knowledge is not None
+        ]
+        tick = asyncio.create_task(self._ticker())
+        await asyncio.sleep(self.duration_s)
+        self.stop.set()
+        elapsed = time.monotonic() - self.started_at
+        await asyncio.gather(*loops, tick)
+        return elapsed
+
+    async def _ticker(self) -> None:
+        while not self.stop.is_set():
+            if self.on_progress:
+                self.on_progress(
+                    Progress(
+                        "running",
+                        min(self.duration_s, time.monotonic() - self.started_at),
+                        self.duration_s,
+                        self.stats.acknowledged_heartbeats,
+                        self.stats.kinds["escalation"].ok,
+                        sum(self.stats.failures.values()),
+                    )
+                )
+            await _sleep_or_stop(self.stop, 1.0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a call in the background: a slow answer does not hold up the node's loop."""
+        task = asyncio.create_task(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def _heartbeats(self, node: _Node) -> None:
+        """Beat every `heartbeat_interval_s` from a random phase; a loop running late does not
+        catch up more than one interval's worth of beats."""
+        loop = asyncio.get_running_loop()
+        await _sleep_or_stop(self.stop, node.rng.uniform(0, self.heartbeat_interval_s))
+        due = loop.time()
+        while not self.stop.is_set():
+            self._spawn(self._beat(node))
+            due = max(due + self.heartbeat_interval_s, loop.time() - self.heartbeat_interval_s)
+            await _sleep_or_stop(self.stop, due - loop.time())
+
+    async def _beat(self, node: _Node) -> None:
+        started = time.perf_counter()
+        try:
+            reply = await node.client.heartbeat(node.status(), queue_if_offline=True)
+        except EdgeError as exc:
+            self.stats.fail("heartbeat", exc)
+            return
+        if isinstance(reply, Queued):
+            self.stats.kinds["heartbeat"].queued += 1
+            return
+        self.stats.acknowledged_heartbeats += 1
+        self.stats.kinds["heartbeat"].ok += 1
+        self.stats.kinds["heartbeat"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+        node.heard(reply)
+        self._start_flush(node)
+
+    async def _asking(self, node: _Node) -> None:
+        while True:
+            await _sleep_or_stop(self.stop, node.rng.expovariate(1.0 / self.question_every_s))
+            if self.stop.is_set():
+                return
+            (question,) = node.rng.choices(self.pool, self.weights)
+            self._spawn(self._ask(node, _reworded(question, node.rng) if self.zipf else question))
+
+    async def _ask(self, node: _Node, message: str) -> None:
+        node.asked += 1
+        minute = int((time.monotonic() - self.started_at) // 60)
+        if node.knowledge is not None and node.knowledge.faq_answer(message):
+            self.stats.asked(minute, locally=True)
+            node.answered_segments += 1
+            return
+        self.stats.asked(minute, locally=False)
+        started = time.perf_counter()
+        try:
+            answer = await node.client.escalate(
+                message,
+                language=guess_language(message),
+                region=node.region,
+                queue_if_offline=True,
+            )
+        except EdgeError as exc:
+            self.stats.fail("escalation", exc)
+            return
+        if isinstance(answer, Queued):
+            self.stats.kinds["escalation"].queued += 1
+            return
+        self.stats.kinds["escalation"].ok += 1
+        self.stats.kinds["escalation"].latencies_ms.append((time.perf_counter() - started) * 1e3)
+        node.answered_segments += int(answer.get("sms_segments", 1))
+
+    async def _syncing(self, node: _Node) -> None:
+        work = self.box_dir / f"downloads-{node.client.node_id}"
+        while node.knowledge is not None and not self.stop.is_set():
+            if node.rng.random() < self.restart_probability:
+                node.knowledge = node.knowledge.reopened()
+                self.stats.restarts += 1
+            cut = None
+            if node.rng.random() < self.cut_probability:
+                cut = node.rng.randint(1, 256)  # the uplink drops early in the download
+            try:
+                result = await sync_knowledge(node.client, node.knowledge, work, max_bytes=cut)
+                self.stats.packages_applied += int(result.applied is not None)
+            except (EdgeError, PackageRejected) as exc:
+                error = exc if isinstance(exc, EdgeError) else EdgeError(str(exc))
+                self.stats.fail("sync", error)
+            await _sleep_or_stop(self.stop, self.sync_every_s or 0)
+
+    async def _flush(self, node: _Node) -> None:
+        self.stats.delivered(await node.client.flush())
+
+    def _start_flush(self, node: _Node) -> None:
+        """Deliver the node's outbox in the background, once at a time."""
+        if node.flushing or not node.client.outbox or not node.client.outbox.depth():
+            return
+        node.flushing = asyncio.create_task(self._flush(node))
+        node.flushing.add_done_callback(lambda _: setattr(node, "flushing", None))
+
+    # -- drain and report ---------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let the calls in flight finish, then deliver every outbox once more; each step gets
+        up to `drain_s`."""
+        if self.on_progress:
+            self.on_progress(Progress("draining", 0, len(self.inflight), 0, 0, 0))
+        deadline = time.monotonic() + self.drain_s
+        await _finish(self.inflight, self.fleet, deadline)
+        for node in self.fleet:
+            self._start_flush(node)
+        await _finish(set(), self.fleet, deadline + self.drain_s)
+
+    async def _report(self, elapsed: float) -> SimulationReport:
+        fleet, stats = self.fleet, self.stats
+        mismatched = [n.client.node_id for n in fleet if not await _in_sync(n, self.box_dir)]
+        depth = sum(n.client.outbox.depth() for n in fleet if n.client.outbox)
+        dead = sum(len(n.client.outbox.dead_letters()) for n in fleet if n.client.outbox)
+        return SimulationReport(
+            nodes=len(fleet),
+            node_ids=[n.client.node_id or "" for n in fleet],
+            duration_s=elapsed,
+            kinds=stats.kinds,
+            responses=stats.responses,
+            failures=stats.failures,
+            acknowledged_heartbeats=stats.acknowledged_heartbeats,
+            outbox_depth=depth,
+            dead_letters=dead,
+            answered_locally=stats.answered_locally,
+            timeline=[(asked, local) for asked, local in stats.timeline],
+            packages_applied=stats.packages_applied,
+            restarts=stats.restarts,
+            out_of_sync=[node_id or "" for node_id in mismatched],
+        )
+
+
 async def simulate_async(
     base_url: str,
     admin_key: str,
@@ -317,229 +610,26 @@ async def simulate_async(
     pool = list(questions) if questions is not None else load_questions()
     if not pool:
         raise ValueError("no questions to ask")
-    weights = [1.0 / (rank + 1) ** zipf for rank in range(len(pool))]
-    rng = random.Random(seed)
-    stats = _Stats()
-    own_dir = outbox_dir is None
-    box_dir = Path(tempfile.mkdtemp(prefix="bigevy-sim-")) if own_dir else Path(outbox_dir)
-    limits = httpx.Limits(max_connections=2 * nodes + 16, max_keepalive_connections=2 * nodes + 16)
-    http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=120.0))
-    fleet: list[_Node] = []
-    try:
-        # -- enrolment ------------------------------------------------------------------------
-        admin = EdgeClient(base_url, key=admin_key, http=http, retry=retry, rng=rng)
-        gate = asyncio.Semaphore(16)
-        enrolled = 0
-
-        async def enroll(index: int) -> _Node | None:
-            nonlocal enrolled
-            async with gate:
-                client = EdgeClient(
-                    base_url,
-                    http=http,
-                    outbox=Outbox(box_dir / f"node-{index:05d}.db"),
-                    retry=retry,
-                    on_attempt=stats.attempt,
-                    rng=random.Random(rng.random()),
-                )
-                try:
-                    token = await admin.request(
-                        "POST",
-                        "/v1/enrollment-tokens",
-                        json={"region": region, "note": "fleet simulator"},
-                    )
-                    started = time.perf_counter()
-                    enrolment = await client.enroll(
-                        token.body["token"],
-                        NodeDescription(
-                            name=f"sim-{region.lower()}-{index:04d}",
-                            region=region,
-                            location=f"simulated site {index}",
-                            phone_number=f"+254 7{rng.randint(10_000_000, 99_999_999)}",
-                            hardware="Raspberry Pi 4 + SIM800 GSM modem",
-                            model="smollm2-135m-q4",
-                            storage_mb=32768,
-                            software_version="lilevy-sim 0.1",
-                        ),
-                    )
-                except EdgeError as exc:
-                    stats.fail("enroll", exc)
-                    client.outbox.close()  # type: ignore[union-attr]
-                    return None
-                finally:
-                    enrolled += 1
-                    if on_progress:
-                        on_progress(Progress("enrolling", enrolled, nodes, 0, 0, 0))
-                stats.kinds["enroll"].ok += 1
-                stats.kinds["enroll"].latencies_ms.append((time.perf_counter() - started) * 1e3)
-                knowledge = None
-                if sync_every_s:
-                    knowledge = EdgeKnowledge(
-                        box_dir / f"knowledge-{index:05d}.db",
-                        enrolment.node_id,
-                        enrolment.signing_public_key,
-                    )
-                return _Node(client, random.Random(rng.random()), region, knowledge)
-
-        fleet = [n for n in await asyncio.gather(*(enroll(i) for i in range(nodes))) if n]
-
-        # -- load -----------------------------------------------------------------------------
-        stop = asyncio.Event()
-        inflight: set[asyncio.Task[None]] = set()
-
-        async def flush(node: _Node) -> None:
-            stats.delivered(await node.client.flush())
-
-        def start_flush(node: _Node) -> None:
-            """Deliver the node's outbox in the background, once at a time."""
-            if node.flushing or not node.client.outbox or not node.client.outbox.depth():
-                return
-            node.flushing = asyncio.create_task(flush(node))
-            node.flushing.add_done_callback(lambda _: setattr(node, "flushing", None))
-
-        async def beat(node: _Node) -> None:
-            started = time.perf_counter()
-            try:
-                reply = await node.client.heartbeat(node.status(), queue_if_offline=True)
-            except EdgeError as exc:
-                stats.fail("heartbeat", exc)
-                return
-            if isinstance(reply, Queued):
-                stats.kinds["heartbeat"].queued += 1
-                return
-            stats.acknowledged_heartbeats += 1
-            stats.kinds["heartbeat"].ok += 1
-            stats.kinds["heartbeat"].latencies_ms.append((time.perf_counter() - started) * 1e3)
-            node.heard(reply)
-            start_flush(node)
-
-        async def ask(node: _Node, message: str) -> None:
-            node.asked += 1
-            minute = int((time.monotonic() - started_at) // 60)
-            if node.knowledge is not None and node.knowledge.faq_answer(message):
-                stats.asked(minute, locally=True)
-                node.answered_segments += 1
-                return
-            stats.asked(minute, locally=False)
-            started = time.perf_counter()
-            try:
-                answer = await node.client.escalate(
-                    message,
-                    language=guess_language(message),
-                    region=node.region,
-                    queue_if_offline=True,
-                )
-            except EdgeError as exc:
-                stats.fail("escalation", exc)
-                return
-            if isinstance(answer, Queued):
-                stats.kinds["escalation"].queued += 1
-                return
-            stats.kinds["escalation"].ok += 1
-            stats.kinds["escalation"].latencies_ms.append((time.perf_counter() - started) * 1e3)
-            node.answered_segments += int(answer.get("sms_segments", 1))
-
-        def spawn(coro: Coroutine[Any, Any, None]) -> None:
-            task = asyncio.create_task(coro)
-            inflight.add(task)
-            task.add_done_callback(inflight.discard)
-
-        async def heartbeats(node: _Node) -> None:
-            loop = asyncio.get_running_loop()
-            await _sleep_or_stop(stop, node.rng.uniform(0, heartbeat_interval_s))
-            due = loop.time()
-            while not stop.is_set():
-                spawn(beat(node))
-                due = max(due + heartbeat_interval_s, loop.time() - heartbeat_interval_s)
-                await _sleep_or_stop(stop, due - loop.time())
-
-        async def asking(node: _Node) -> None:
-            while True:
-                await _sleep_or_stop(stop, node.rng.expovariate(1.0 / question_every_s))
-                if stop.is_set():
-                    return
-                (question,) = node.rng.choices(pool, weights)
-                spawn(ask(node, _reworded(question, node.rng) if zipf else question))
-
-        async def syncing(node: _Node) -> None:
-            work = box_dir / f"downloads-{node.client.node_id}"
-            while node.knowledge is not None and not stop.is_set():
-                if node.rng.random() < restart_probability:
-                    node.knowledge = node.knowledge.reopened()
-                    stats.restarts += 1
-                cut = None
-                if node.rng.random() < cut_probability:
-                    cut = node.rng.randint(1, 256)  # the uplink drops early in the download
-                try:
-                    result = await sync_knowledge(node.client, node.knowledge, work, max_bytes=cut)
-                    stats.packages_applied += int(result.applied is not None)
-                except (EdgeError, PackageRejected) as exc:
-                    stats.fail("sync", exc if isinstance(exc, EdgeError) else EdgeError(str(exc)))
-                await _sleep_or_stop(stop, sync_every_s or 0)
-
-        started = started_at = time.monotonic()
-        loops = [asyncio.create_task(heartbeats(n)) for n in fleet]
-        loops += [asyncio.create_task(asking(n)) for n in fleet]
-        loops += [asyncio.create_task(syncing(n)) for n in fleet if n.knowledge is not None]
-
-        async def ticker() -> None:
-            while not stop.is_set():
-                if on_progress:
-                    on_progress(
-                        Progress(
-                            "running",
-                            min(duration_s, time.monotonic() - started),
-                            duration_s,
-                            stats.acknowledged_heartbeats,
-                            stats.kinds["escalation"].ok,
-                            sum(stats.failures.values()),
-                        )
-                    )
-                await _sleep_or_stop(stop, 1.0)
-
-        tick = asyncio.create_task(ticker())
-        await asyncio.sleep(duration_s)
-        stop.set()
-        elapsed = time.monotonic() - started
-        await asyncio.gather(*loops, tick)
-
-        # -- drain ----------------------------------------------------------------------------
-        if on_progress:
-            on_progress(Progress("draining", 0, len(inflight), 0, 0, 0))
-        deadline = time.monotonic() + drain_s
-        await _finish(inflight, fleet, deadline)
-        for node in fleet:
-            start_flush(node)
-        await _finish(set(), fleet, deadline + drain_s)
-
-        mismatched = [n.client.node_id for n in fleet if not await _in_sync(n, box_dir)]
-        depth = sum(n.client.outbox.depth() for n in fleet if n.client.outbox)
-        dead = sum(len(n.client.outbox.dead_letters()) for n in fleet if n.client.outbox)
-        return SimulationReport(
-            nodes=len(fleet),
-            node_ids=[n.client.node_id or "" for n in fleet],
-            duration_s=elapsed,
-            kinds=stats.kinds,
-            responses=stats.responses,
-            failures=stats.failures,
-            acknowledged_heartbeats=stats.acknowledged_heartbeats,
-            outbox_depth=depth,
-            dead_letters=dead,
-            answered_locally=stats.answered_locally,
-            timeline=[(asked, local) for asked, local in stats.timeline],
-            packages_applied=stats.packages_applied,
-            restarts=stats.restarts,
-            out_of_sync=[node_id or "" for node_id in mismatched],
-        )
-    finally:
-        for node in fleet:
-            if node.client.outbox:
-                node.client.outbox.close()
-            if node.knowledge is not None:
-                node.knowledge.close()
-        await http.aclose()
-        if own_dir:
-            shutil.rmtree(box_dir, ignore_errors=True)
+    simulation = _Simulation(
+        base_url=base_url,
+        admin_key=admin_key,
+        nodes=nodes,
+        duration_s=duration_s,
+        heartbeat_interval_s=heartbeat_interval_s,
+        question_every_s=question_every_s,
+        region=region,
+        pool=pool,
+        on_progress=on_progress,
+        outbox_dir=outbox_dir,
+        drain_s=drain_s,
+        rng=random.Random(seed),
+        retry=retry,
+        sync_every_s=sync_every_s,
+        cut_probability=cut_probability,
+        restart_probability=restart_probability,
+        zipf=zipf,
+    )
+    return await simulation.run()
 
 
 def simulate(
