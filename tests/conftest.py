@@ -1,160 +1,27 @@
-"""Shared fixtures: a real Ray + Serve per test module, the real packaged models."""
+"""Shared fixtures: a real Ray + Serve per test module, the real packaged models.
+
+Every Ray the tests start in-process, and every `bigevy` command they run, uses one fresh
+token of the run's own: nothing is read from or left in ~/.ray. It is set here, before any
+test module imports Ray, which reads its auth settings from the environment on import.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from bigevy import cluster, ray_auth
-from bigevy.config import Settings
+from bigevy.ops import cluster, ray_auth
 
-# Every Ray the tests start in-process, and every `bigevy` command they run, uses one fresh
-# token of the run's own: nothing is read from or left in ~/.ray. (Before `import ray`, which
-# test modules do on collection: Ray reads its auth settings from the environment on import.)
 _TOKEN_DIR = tempfile.TemporaryDirectory(prefix="bigevy-tests-")
 TOKEN = ray_auth.read_token(ray_auth.ensure_token_file(Path(_TOKEN_DIR.name) / "ray_auth_token"))
 assert TOKEN is not None
 os.environ.update({**cluster.RAY_SETTINGS, **TOKEN.env})
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = "smollm2-135m-instruct"
-
-#: The `bigevy` command of this environment.
-BIGEVY = str(Path(sys.executable).parent / "bigevy")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def is_ready(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-class Api:
-    """httpx's request functions with an API key: `API.post(url, json=...)`.
-
-    `ServeCluster.deploy` makes an admin key for the app it deploys and sets it here.
-    """
-
-    def __init__(self) -> None:
-        self.key = ""
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return httpx.request(method, url, headers=headers, **kwargs)
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("PUT", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("DELETE", url, **kwargs)
-
-
-API = Api()
-
-
-def new_key(settings: Settings, role: str = "admin", node_id: str | None = None) -> str:
-    """A fresh key in the metadata database of `settings` (migrated first)."""
-    from bigevy.fleet.roles import Role
-    from bigevy.fleet.service import open_fleet
-
-    fleet = open_fleet(settings)
-    try:
-        return fleet.create_key(Role(role), f"test {role}", node_id=node_id).key
-    finally:
-        fleet.engine.dispose()
-
-
-class ServeCluster:
-    """One Ray + Serve for a test module; `deploy` (re)deploys the bigEVY app on it."""
-
-    def __init__(self) -> None:
-        import ray
-        from ray import serve
-
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        for attempt in range(2):  # the very first start on a fresh machine can fail once
-            try:
-                # address="local": a fresh Ray of our own, never a `ray start` cluster (bigevy up)
-                ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
-                serve.start(http_options={"host": "127.0.0.1", "port": self.port})
-                break
-            except Exception:
-                serve.shutdown()
-                ray.shutdown()
-                if attempt:
-                    raise
-
-    def deploy(self, settings: Settings, *, wait_ready: bool = True) -> str:
-        """Deploy and return the base URL; `API` gets an admin key of this app's database."""
-        from ray import serve
-
-        from deployments.app import build_app
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        API.key = new_key(settings)
-        target = serve.RunTarget(build_app(settings), name=settings.app_name, route_prefix="/")
-        serve.run_many([target], wait_for_applications_running=False)
-        if wait_ready:
-            # As `bigevy up` does: a redeploy's old replicas still answer /readyz, and a search
-            # right after one got "the knowledge base is still loading".
-            assert cluster.wait_rolled_out(settings, 120)[0] == "RUNNING"
-            wait_for(lambda: is_ready(self.base_url), 120, "bigEVY /readyz")
-            # A redeploy rolls the gateway over: until the new one (with this app's database)
-            # answers, the old one refuses the new key.
-            wait_for(self._takes_the_new_key, 120, "the new gateway")
-        return self.base_url
-
-    def _takes_the_new_key(self) -> bool:
-        for _ in range(3):
-            try:
-                if API.get(f"{self.base_url}/v1/models", timeout=10).status_code != 200:
-                    return False
-            except httpx.HTTPError:
-                return False
-        return True
-
-    def close(self) -> None:
-        import ray
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
+from tests.support.cluster import ServeCluster  # noqa: E402  (after the token is set)
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +29,3 @@ def serve_cluster() -> Iterator[ServeCluster]:
     cluster = ServeCluster()
     yield cluster
     cluster.close()
-
-
-def enroll(base_url: str, name: str = "lil-1", **extra: Any) -> dict[str, Any]:
-    """A node enrolled as a lilEVY would: a token from the admin, then the token alone."""
-    token = API.post(f"{base_url}/v1/enrollment-tokens", json={}).json()["token"]
-    reply = httpx.post(
-        f"{base_url}/v1/nodes/enroll", json={"token": token, "name": name, **extra}, timeout=30
-    )
-    assert reply.status_code == 201, reply.text
-    return reply.json()

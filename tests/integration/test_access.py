@@ -11,8 +11,9 @@ import pytest
 
 from bigevy.config import FleetSpec, RateLimit, Settings
 from bigevy.fleet.roles import Role
-from bigevy.fleet.service import FleetService, open_fleet
-from tests.conftest import API, ServeCluster, enroll
+from bigevy.fleet.service import FleetService
+from tests.support.cluster import API, enroll
+from tests.support.waiting import wait_for
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 #: Authenticated by the enrolment token in its body, not by a key.
@@ -25,19 +26,6 @@ FAILED_AUTH_LIMIT = RateLimit(per_second=0.5, burst=3)
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     limits = {**FleetSpec().rate_limits, "node": NODE_LIMIT, "failed_auth": FAILED_AUTH_LIMIT}
     return Settings(data_dir=tmp_path_factory.mktemp("data"), fleet=FleetSpec(rate_limits=limits))
-
-
-@pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
-    return serve_cluster.deploy(settings)
-
-
-@pytest.fixture(scope="module")
-def fleet(base_url: str, settings: Settings) -> Iterator[FleetService]:
-    """The app's own metadata database, to make keys of every role quickly."""
-    service = open_fleet(settings)
-    yield service
-    service.engine.dispose()
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -163,7 +151,19 @@ def test_enrolment_heartbeats_and_their_directives(base_url: str) -> None:
         },
         timeout=60,
     )
-    time.sleep(5.5)  # the revision told to nodes is cached for up to 5 s
+    # The revision told to nodes is cached for a few seconds: another node's heartbeats show
+    # when the new one is told.
+    other = enroll(base_url, "revision-watcher")
+    watch = f"{base_url}/v1/nodes/{other['node_id']}/heartbeat"
+    wait_for(
+        lambda: bool(
+            httpx.post(watch, json=beat, headers=bearer(other["node_key"]), timeout=30).json()[
+                "directives"
+            ]
+        ),
+        30,
+        "heartbeats to be told of the new revision",
+    )
     reply = httpx.post(url, json=beat, headers={**as_node, "Idempotency-Key": "b1"}, timeout=30)
     assert reply.status_code == 200, reply.text
     assert reply.json()["state"] == "online"
@@ -187,8 +187,12 @@ def test_a_flood_gets_429_then_recovers(base_url: str) -> None:
     assert limited[0].json()["error"]["code"] == "rate_limit_exceeded"
     wait = int(limited[0].headers["Retry-After"])
     assert 1 <= wait <= 2
-    time.sleep(wait)
-    assert httpx.get(url, headers=headers, timeout=30).status_code == 200
+    # Within Retry-After (and a second of slack), the node is served again.
+    wait_for(
+        lambda: httpx.get(url, headers=headers, timeout=30).status_code == 200,
+        wait + 1,
+        "the node to be served again",
+    )
 
 
 def test_oversized_bodies_get_413_and_write_nothing(base_url: str) -> None:

@@ -16,14 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+from lilevy.alerts import EdgeAlerts, listen, take
+from lilevy.client import EdgeClient, HeartbeatReply
+from lilevy.knowledge import PackageRejected
 
 from bigevy.config import Settings
 from bigevy.connectors.spec import ConnectorsSpec, RetryPolicy, SourceSpec
-from bigevy.edge.alerts import EdgeAlerts, listen, take
-from bigevy.edge.client import EdgeClient, HeartbeatReply
-from bigevy.edge.knowledge import PackageRejected
-from tests.conftest import API, BIGEVY, ServeCluster, enroll
-from tests.replay import DATA, Replay, replay_server
+from tests.support.cluster import API, BIGEVY, enroll
+from tests.support.replay import DATA, Replay, replay_server
+from tests.support.waiting import wait_for
 
 FEED = "/alerts/active"
 
@@ -52,11 +53,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory, feed: Replay) -> Settings
     )
 
 
-@pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
-    return serve_cluster.deploy(settings)
-
-
 def alert(identifier: str, regions: list[str], **fields: Any) -> dict[str, Any]:
     return {
         "identifier": identifier,
@@ -82,9 +78,18 @@ class Streaming:
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.client = EdgeClient(base_url, key=node["node_key"], node_id=node["node_id"])
+        #: Set each time the stream is open (and the node's pending alerts are on their way).
+        self.connected = threading.Event()
 
         async def run() -> None:
-            await listen(self.client, self.store, self.received.append, self.stop, 0.5)
+            await listen(
+                self.client,
+                self.store,
+                self.received.append,
+                self.stop,
+                0.5,
+                on_connected=self.connected.set,
+            )
             await self.client.aclose()
 
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(run(),))
@@ -109,7 +114,7 @@ def nodes(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     heartbeat_only = enroll(base_url, "valley-beat", region="valley")
     elsewhere = enroll(base_url, "hills", region="hills")
     listener = Streaming(base_url, streaming, tmp / "stream.db")
-    time.sleep(1.0)  # the stream is open before the first alert
+    assert listener.connected.wait(30), "the stream never opened"
     yield {
         "streaming": streaming,
         "listener": listener,
@@ -196,7 +201,13 @@ def test_an_expired_alert_is_withdrawn(base_url: str, nodes: dict[str, Any]) -> 
         f"{base_url}/v1/alerts", json=alert("short-1", ["valley"], expires=time.time() + 3)
     ).json()
     nodes["listener"].wait_for(lambda got: any(a["id"] == posted["id"] for a in got))
-    time.sleep(3.5)
+    wait_for(
+        lambda: (
+            posted["id"] not in {a["id"] for a in API.get(f"{base_url}/v1/alerts").json()["data"]}
+        ),
+        15,
+        "the alert to expire",
+    )
     assert posted["id"] not in {a["id"] for a in nodes["listener"].store.active()}
     assert all(
         a["id"] != posted["id"]

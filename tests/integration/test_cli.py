@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bigevy import cluster, ray_auth
-from tests.conftest import BIGEVY, free_port
+from bigevy.ops import cluster, ray_auth
+from tests.support.cluster import BIGEVY, free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 

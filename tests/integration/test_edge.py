@@ -1,25 +1,30 @@
-"""The lilEVY edge client, its outbox, the enrol command and the fleet simulator, against a
-real Serve app: enrolment and heartbeats end to end, errors as types, exactly-once delivery
-of what was queued while bigEVY was down, and no acknowledged heartbeat lost under load."""
+"""The lilEVY edge client (the `lilevy` package in clients/lilevy), its outbox, the enrol
+command and the fleet simulator, against a real Serve app: enrolment and heartbeats end to end,
+errors as types, exactly-once delivery of what was queued while bigEVY was down, no
+acknowledged heartbeat lost under load, and the client's wire shapes checked against the
+server's OpenAPI document."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import tomllib
+import types
 from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-
-from bigevy.config import Settings
-from bigevy.edge.client import (
+from lilevy.alerts import take
+from lilevy.client import (
     Attempt,
+    Directive,
     EdgeClient,
     Enrollment,
     HeartbeatReply,
@@ -28,7 +33,7 @@ from bigevy.edge.client import (
     Queued,
     RetryPolicy,
 )
-from bigevy.edge.errors import (
+from lilevy.errors import (
     AuthError,
     Conflict,
     InFlight,
@@ -36,33 +41,34 @@ from bigevy.edge.errors import (
     Unavailable,
     error_from_response,
 )
-from bigevy.edge.outbox import DeliveryReport, Outbox
-from bigevy.edge.simulator import simulate
-from bigevy.fleet.models import Escalation, Heartbeat
-from bigevy.fleet.service import FleetService, open_fleet
-from tests.conftest import API, BIGEVY, ServeCluster
+from lilevy.knowledge import Applied, PackageRejected
+from lilevy.outbox import DeliveryReport, Outbox
+from lilevy.simulator import simulate
+from lilevy.sync import sync_knowledge
+from packaging.requirements import Requirement
+from sqlalchemy import func, select
 
-HEAVY = ["ray", "torch", "lancedb", "pydantic", "sqlalchemy", "numpy", "sentence_transformers"]
+from bigevy.config import Settings
+from bigevy.fleet.models import Escalation, Heartbeat
+from bigevy.fleet.service import FleetService
+from tests.support.cluster import API, BIGEVY, REPO, ServeCluster
+
+LILEVY = REPO / "clients" / "lilevy"
+#: What a lilEVY node must never need: the server's own code and its heavy stack.
+HEAVY = {
+    "bigevy",
+    "torch",
+    "ray",
+    "llama_cpp",
+    "sentence_transformers",
+    "lancedb",
+    "fastapi",
+    "pydantic",
+    "sqlalchemy",
+    "numpy",
+}
 #: Quick retries: the tests wait on a refused port, not on a real outage.
 FAST = RetryPolicy(attempts=3, base_s=0.05, cap_s=5.0)
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
-    return serve_cluster.deploy(settings)
-
-
-@pytest.fixture(scope="module")
-def fleet(base_url: str, settings: Settings) -> Iterator[FleetService]:
-    """The app's own metadata database, to count what it stored."""
-    service = open_fleet(settings)
-    yield service
-    service.engine.dispose()
 
 
 def stored(fleet: FleetService, node_ids: list[str]) -> tuple[int, int]:
@@ -83,17 +89,418 @@ def new_token(base_url: str) -> str:
     return str(reply.json()["token"])
 
 
-def test_edge_modules_import_nothing_heavy() -> None:
-    code = (
-        "import json, sys\n"
-        "import bigevy.edge.client, bigevy.edge.outbox, bigevy.edge.simulator\n"
-        "import bigevy.edge.knowledge, bigevy.edge.sync\n"
-        f"print(json.dumps(sorted(set({HEAVY!r}) & set(sys.modules))))\n"
-    )
+def _dist(name: str) -> str:
+    """A distribution name as pip compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_dependencies() -> set[str]:
+    """lilevy's dependencies as clients/lilevy/pyproject.toml declares them."""
+    with open(LILEVY / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    return {_dist(Requirement(line).name) for line in project["dependencies"]}
+
+
+def importable_names(distributions: set[str]) -> set[str]:
+    """The top-level modules of `distributions` and of what they need in turn, as installed
+    (httpx brings anyio, certifi, httpcore, h11, idna; cryptography brings cffi)."""
+    seen: set[str] = set()
+    todo = list(distributions)
+    while todo:
+        name = _dist(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return {
+        module
+        for module, owners in importlib.metadata.packages_distributions().items()
+        if any(_dist(d) in seen for d in owners)
+    }
+
+
+#: Run in a fresh interpreter with the allowed top-level modules (JSON) as argv[1]: import every
+#: module of the installed lilevy while a finder refuses any other top-level module.
+IMPORT_ALONE = """
+import importlib, importlib.abc, json, pkgutil, sys
+
+allowed = {"lilevy", *sys.stdlib_module_names, *json.loads(sys.argv[1])}
+refused = []
+
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] not in allowed:
+            refused.append(name)
+            raise ModuleNotFoundError(f"lilevy may not import {name}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Refuse())
+import lilevy
+
+modules = sorted(m.name for m in pkgutil.iter_modules(lilevy.__path__, "lilevy."))
+for module in modules:
+    importlib.import_module(module)
+loaded = sorted({m.partition(".")[0] for m in sys.modules})
+print(json.dumps({"modules": modules, "refused": refused, "loaded": loaded}))
+"""
+
+
+def test_lilevy_imports_with_nothing_but_its_dependencies(tmp_path: Path) -> None:
+    """A node installs `lilevy` alone: every module imports with only the standard library and
+    lilevy's declared dependencies (and theirs) importable; bigEVY and its stack are refused."""
+    allowed = importable_names(declared_dependencies())
+    assert not allowed & HEAVY, allowed & HEAVY
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-I", "-c", IMPORT_ALONE, json.dumps(sorted(allowed))],
+        cwd=tmp_path,  # the installed package, not a folder that happens to be at hand
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert json.loads(done.stdout) == []
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    shipped = {f"lilevy.{p.stem}" for p in (LILEVY / "lilevy").glob("*.py")} - {"lilevy.__init__"}
+    assert set(report["modules"]) == shipped
+    # Not even tried and swallowed (httpx's optional brotli and the like are fine to refuse).
+    assert not {name.partition(".")[0] for name in report["refused"]} & HEAVY, report["refused"]
+    assert not set(report["loaded"]) & HEAVY
+
+
+def test_lilevy_declares_only_httpx_zstandard_and_cryptography() -> None:
+    assert declared_dependencies() == {"httpx", "zstandard", "cryptography"}
+    installed = importlib.metadata.requires("lilevy") or []
+    assert {_dist(Requirement(line).name) for line in installed} == declared_dependencies(), (
+        "the installed lilevy is stale: pip install -e ./clients/lilevy"
+    )
+
+
+# -- the wire contract ----------------------------------------------------------------------------
+# lilevy keeps hand-written copies of bigEVY's pydantic wire models (no pydantic on a Pi), so
+# nothing but this test notices when the two drift apart. Schemas are found by their names in
+# the running app's OpenAPI document (components/schemas), not imported from bigevy's modules:
+# the models move between modules, their wire names are the contract.
+
+#: lilevy's wire dataclasses for replies → the server schema each mirrors. lilevy reads every
+#: field, so each must be in the server's schema with a JSON type it accepts; a field without a
+#: default must be one the server always sends.
+WIRE_REPLIES: dict[type, str] = {
+    Enrollment: "Enrollment",  # EdgeClient.enroll: the enrolment reply
+    HeartbeatReply: "HeartbeatReply",  # EdgeClient.heartbeat
+    Directive: "Directive",  # HeartbeatReply.directives
+}
+#: lilevy's wire dataclasses for requests → the server schema of the body they go into: each
+#: field must be in it, with a type and (for a Literal) values the server takes.
+WIRE_REQUESTS: dict[type, str] = {
+    NodeDescription: "EnrollRequest",  # EdgeClient.enroll sends {"token": ..., **NodeDescription}
+    HeartbeatStatus: "HeartbeatIn",  # EdgeClient.heartbeat
+}
+#: Replies lilevy reads as plain dicts: server schema → {key lilevy reads: the type it expects}.
+READ_KEYS: dict[str, dict[str, Any]] = {
+    # lilevy.alerts (take, EdgeAlerts.receive): a signed alert, streamed or in a heartbeat reply.
+    "SignedAlert": {"alert_id": str, "version": int, "alert": str, "signature": str},
+    # lilevy.sync.sync_knowledge: GET /v1/sync/manifest.
+    "SignedManifest": {"package_id": str, "manifest": str, "signature": str, "download_url": str},
+    # EdgeClient.escalate returns the escalation answer: `sms` is the reply a node sends back,
+    # lilevy.simulator counts `sms_segments`.
+    "EvyAnswer": {"sms": str, "sms_segments": int},
+    # lilevy.simulator: the enrolment token it makes with the admin key.
+    "TokenCreated": {"token": str},
+}
+#: Lists in replies whose items lilevy reads as another schema above: (schema, field) → items.
+READ_ITEMS = {
+    ("HeartbeatReply", "directives"): "Directive",
+    ("HeartbeatReply", "alerts"): "SignedAlert",
+}
+
+_JSON_TYPE = {
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+
+
+def python_types(annotation: Any) -> set[str]:
+    """The JSON types a Python annotation stands for; {"any"} for Any."""
+    if annotation is Any:
+        return {"any"}
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return set().union(*(python_types(a) for a in get_args(annotation)))
+    if origin is Literal:
+        return {_JSON_TYPE[type(v)] for v in get_args(annotation)}
+    if dataclasses.is_dataclass(annotation):
+        return {"object"}
+    return {_JSON_TYPE[origin or annotation]}
+
+
+def literal_values(annotation: Any) -> set[Any]:
+    """The values of the Literal types in an annotation (empty if none)."""
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
+    return set().union(*(literal_values(a) for a in get_args(annotation)))
+
+
+def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def schema_types(doc: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The JSON types a JSON schema admits; {"any"} when it does not say."""
+    schema = resolve(doc, schema)
+    for combined in ("anyOf", "oneOf", "allOf"):
+        if combined in schema:
+            return set().union(*(schema_types(doc, s) for s in schema[combined]))
+    if "type" in schema:
+        kind = schema["type"]
+        return set(kind) if isinstance(kind, list) else {kind}
+    if "const" in schema:
+        return {_JSON_TYPE[type(schema["const"])]}
+    if "enum" in schema:
+        return {_JSON_TYPE[type(v)] for v in schema["enum"]}
+    return {"any"}
+
+
+def schema_values(doc: dict[str, Any], schema: dict[str, Any]) -> set[Any] | None:
+    """The values an enum or const schema admits; None when any value of its type will do."""
+    schema = resolve(doc, schema)
+    if "const" in schema:
+        return {schema["const"]}
+    if "enum" in schema:
+        return set(schema["enum"])
+    parts = [schema_values(doc, s) for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if parts and all(p is not None for p in parts):
+        return set().union(*parts)  # type: ignore[arg-type]
+    return None
+
+
+def accepts(receiver: set[str], sent: set[str]) -> bool:
+    """Whether a side expecting `receiver` types takes every type in `sent` (a JSON number
+    takes an integer)."""
+    if "any" in receiver:
+        return True
+    return all(t in receiver or (t == "integer" and "number" in receiver) for t in sent)
+
+
+def reply_problems(
+    doc: dict[str, Any], name: str, reads: dict[str, Any], needed: set[str]
+) -> list[str]:
+    """What is wrong with lilevy reading `reads` ({field: Python type}) from schema `name`."""
+    schema = doc["components"]["schemas"].get(name)
+    if schema is None:
+        return [f"{name}: no such schema in the server's OpenAPI document"]
+    properties, required = schema.get("properties", {}), set(schema.get("required", []))
+    problems = []
+    for field, annotation in reads.items():
+        if field not in properties:
+            problems.append(
+                f"{name}.{field}: lilevy reads it, the server's schema has no such field"
+            )
+            continue
+        sent, taken = schema_types(doc, properties[field]), python_types(annotation)
+        if not accepts(taken, sent):
+            problems.append(
+                f"{name}.{field}: the server sends {sorted(sent)}, lilevy takes {sorted(taken)}"
+            )
+        if field in needed and field not in required:
+            problems.append(f"{name}.{field}: lilevy needs it, the server may leave it out")
+    return problems
+
+
+def request_schema(doc: dict[str, Any], method: str, path: str) -> str | None:
+    """The name of the body schema of the operation that serves `method path`."""
+    by_literalness = sorted(doc["paths"].items(), key=lambda item: item[0].count("{"))
+    for template, operations in by_literalness:
+        pattern = "".join(
+            "[^/]+" if part.startswith("{") else re.escape(part)
+            for part in re.split(r"(\{[^}]+\})", template)
+        )
+        if re.fullmatch(pattern, path) and method.lower() in operations:
+            body = operations[method.lower()].get("requestBody", {})
+            ref = body.get("content", {}).get("application/json", {}).get("schema", {})
+            return str(ref["$ref"]).rsplit("/", 1)[-1] if "$ref" in ref else None
+    return None
+
+
+def request_problems(doc: dict[str, Any], name: str, where: str, body: dict[str, Any]) -> list[str]:
+    """What the server would refuse in `body`, a request lilevy sent to schema `name`."""
+    schema = doc["components"]["schemas"][name]
+    properties, required = schema.get("properties", {}), set(schema.get("required", []))
+    problems = [
+        f"{name}.{field}: the server requires it, lilevy does not send it ({where})"
+        for field in sorted(required - body.keys())
+    ]
+    for field, value in body.items():
+        if field not in properties:
+            problems.append(
+                f"{name}.{field}: lilevy sends it, the server's schema has no such field ({where})"
+            )
+            continue
+        taken = schema_types(doc, properties[field])
+        if not accepts(taken, {_JSON_TYPE[type(value)]}):
+            problems.append(
+                f"{name}.{field}: lilevy sends {value!r}, the server takes {sorted(taken)} "
+                f"({where})"
+            )
+    return problems
+
+
+class _StandInStore:
+    """Stands in for EdgeKnowledge and EdgeAlerts (whose checks are tested against the real
+    server elsewhere), so the calls around them can be recorded."""
+
+    def __init__(self, rejects: bool = False) -> None:
+        self.rejects = rejects
+
+    def apply(self, manifest: str, signature: str, payload: bytes) -> Applied:
+        if self.rejects:
+            raise PackageRejected("the manifest's signature is not bigEVY's")
+        return Applied("pkg-1", "delta", 0, 1, 1, 0, "0" * 64)
+
+    def receive(self, signed: dict[str, Any]) -> None:
+        return None
+
+
+def requests_lilevy_sends(work_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every request body lilevy sends, as it sends it: (method, path, body) of each call of
+    the client against a stand-in bigEVY (httpx.MockTransport) that answers just enough."""
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    manifest = {
+        "package_id": "pkg-1",
+        "manifest": json.dumps({"payload_bytes": 3}),
+        "signature": "",
+        "download_url": "/v1/sync/packages/pkg-1",
+    }
+    replies = {
+        "/v1/nodes/enroll": {
+            "node_id": "node-1",
+            "node_key": "bevy_k",
+            "signing_public_key": "",
+            "heartbeat_interval_s": 60,
+        },
+        "/v1/nodes/node-1/heartbeat": {
+            "node_id": "node-1",
+            "state": "online",
+            "server_time": 0.0,
+            "heartbeat_interval_s": 60,
+            "directives": [],
+        },
+        "/v1/sync/manifest": manifest,
+    }
+
+    def bigevy(request: httpx.Request) -> httpx.Response:
+        if request.content:
+            sent.append((request.method, request.url.path, json.loads(request.content)))
+        if request.url.path == manifest["download_url"]:
+            return httpx.Response(200, content=b"zst")
+        return httpx.Response(200, json=replies.get(request.url.path, {}))
+
+    async def every_call() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(bigevy)) as http:
+            edge = EdgeClient("http://bigevy.test", http=http, retry=FAST)
+            await edge.enroll("bevyenroll_token", NodeDescription(name="contract"))
+            await edge.heartbeat(HeartbeatStatus())
+            full = HeartbeatStatus(
+                battery_percent=50.0,
+                power_source="solar",
+                knowledge_revision=3,
+                free_storage_mb=9.5,
+                connectivity=["sms"],
+            )
+            await edge.heartbeat(full)
+            await edge.escalate("is the bridge open?")
+            await edge.escalate(
+                "is the bridge open?", language="sw", region="KE", max_sms_segments=2
+            )
+            signed = {"alert_id": "alert-1", "version": 2, "alert": "{}", "signature": ""}
+            await take(edge, _StandInStore(), signed)  # type: ignore[arg-type]
+            await sync_knowledge(edge, _StandInStore(), work_dir)  # type: ignore[arg-type]
+            rejecting = _StandInStore(rejects=True)
+            with pytest.raises(PackageRejected):
+                await sync_knowledge(edge, rejecting, work_dir)  # type: ignore[arg-type]
+
+    asyncio.run(every_call())
+    return sent
+
+
+def test_lilevys_wire_shapes_match_the_servers_openapi_document(
+    base_url: str, tmp_path: Path
+) -> None:
+    """What lilevy reads is what the running server sends, and what it sends the server takes:
+    a field renamed on either side fails here, not on a node in the field."""
+    reply = API.get(f"{base_url}/openapi.json")
+    assert reply.status_code == 200, reply.text
+    doc = reply.json()
+    schemas = doc["components"]["schemas"]
+    problems: list[str] = []
+
+    for cls, name in WIRE_REPLIES.items():
+        hints = get_type_hints(cls)
+        fields = dataclasses.fields(cls)
+        needed = {
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        problems += reply_problems(doc, name, {f.name: hints[f.name] for f in fields}, needed)
+    for name, keys in READ_KEYS.items():
+        problems += reply_problems(doc, name, keys, set(keys))
+    for (name, field), items in READ_ITEMS.items():
+        ref = schemas.get(name, {}).get("properties", {}).get(field, {}).get("items", {})
+        if ref.get("$ref", "").rsplit("/", 1)[-1] != items:
+            problems.append(
+                f"{name}.{field}: lilevy reads its items as {items}, the server sends {ref}"
+            )
+
+    for cls, name in WIRE_REQUESTS.items():
+        properties = schemas.get(name, {}).get("properties", {})
+        for field, annotation in get_type_hints(cls).items():
+            if field not in properties:
+                problems.append(
+                    f"{name}.{field}: lilevy sends it, the server's schema has no such field"
+                )
+                continue
+            taken = schema_types(doc, properties[field])
+            sends = python_types(annotation)
+            if not accepts(taken, sends):
+                problems.append(
+                    f"{name}.{field}: lilevy sends {sorted(sends)}, the server takes "
+                    f"{sorted(taken)}"
+                )
+            allowed = schema_values(doc, properties[field])
+            refused = literal_values(annotation) - (allowed or set())
+            if allowed is not None and refused:
+                problems.append(
+                    f"{name}.{field}: lilevy may send {sorted(refused)}, the server takes "
+                    f"{sorted(allowed)}"
+                )
+
+    sent = requests_lilevy_sends(tmp_path)
+    used = set()
+    for method, path, body in sent:
+        name = request_schema(doc, method, path)
+        if name is None:
+            problems.append(
+                f"{method} {path}: lilevy sends a body, the server has no schema for it"
+            )
+            continue
+        used.add(name)
+        problems += request_problems(doc, name, f"{method} {path}", body)
+    assert set(WIRE_REQUESTS.values()) <= used, used  # the table names the schemas routes use
+    assert {"EvyQuery", "AlertAck", "AckIn", "SyncErrorIn"} <= used, used
+
+    assert not problems, "\n".join(problems)
 
 
 def test_enrolment_heartbeat_and_typed_errors(base_url: str) -> None:

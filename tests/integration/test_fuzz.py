@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API, ServeCluster
-from tests.fuzzing import fuzz, fuzz_settings, node_key
+from tests.support.cluster import API, ServeCluster
+from tests.support.fuzzing import fuzz, fuzz_settings, node_key
 
 #: Examples per operation here: with the schema's own boundary cases (the coverage phase),
 #: about 3,000 requests per key, a couple of minutes.

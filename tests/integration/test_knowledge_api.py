@@ -16,7 +16,7 @@ from bigevy.answers.grounding import drop_unsupported_numbers
 from bigevy.answers.sentences import prose_sentences
 from bigevy.answers.sms import encoding_of, segment_count
 from bigevy.config import DeploymentSpec, KnowledgeSpec, ModelSpec, Settings
-from tests.conftest import API, BIGEVY, ServeCluster, wait_for
+from tests.support.cluster import API, BIGEVY, ServeCluster, wait_for
 
 MAX_CHARS = 5000
 

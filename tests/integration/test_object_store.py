@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bigevy.config import KnowledgeSpec, Settings
-from tests.conftest import API, ServeCluster, free_port, wait_for
-from tests.test_sync import Node, doc, write
+from tests.integration.test_sync import Node, doc, write
+from tests.support.cluster import API, ServeCluster, free_port, wait_for
 
 BUCKET = "bigevy-knowledge"
 URI = f"s3://{BUCKET}/lancedb"

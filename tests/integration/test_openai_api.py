@@ -9,15 +9,9 @@ import numpy as np
 import openai
 import pytest
 
-from bigevy.config import Settings
-from tests.conftest import API, DEFAULT_MODEL, ServeCluster, wait_for
+from tests.support.cluster import API, DEFAULT_MODEL, wait_for
 
 QUESTION = [{"role": "user", "content": "What should I do if a person is bleeding badly?"}]
-
-
-@pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return serve_cluster.deploy(Settings(data_dir=tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Ray's token as bigEVY keeps it: its own file, the operator's choice first, nothing in ~/.ray.
 
-Joining a real Ray with the right and the wrong token is in tests/test_cli.py.
+Joining a real Ray with the right and the wrong token is in tests/integration/test_cli.py.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bigevy import ray_auth
-from tests.conftest import free_port
+from bigevy.ops import ray_auth
+from tests.support.cluster import free_port
 
 
 @pytest.fixture

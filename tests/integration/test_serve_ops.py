@@ -16,7 +16,7 @@ from bigevy.config import (
     SamplingDefaults,
     Settings,
 )
-from tests.conftest import API, DEFAULT_MODEL, ServeCluster, wait_for
+from tests.support.cluster import API, DEFAULT_MODEL, ServeCluster, wait_for
 
 
 def one_slot_model() -> ModelSpec:

@@ -15,26 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+from lilevy.client import EdgeClient, RetryPolicy
+from lilevy.errors import EdgeError
+from lilevy.knowledge import EdgeKnowledge, PackageRejected
+from lilevy.simulator import simulate
+from lilevy.sync import SyncResult, sync_knowledge
 
 from bigevy.config import Settings
-from bigevy.edge.client import EdgeClient, RetryPolicy
-from bigevy.edge.errors import EdgeError
-from bigevy.edge.knowledge import EdgeKnowledge, PackageRejected
-from bigevy.edge.simulator import simulate
-from bigevy.edge.sync import SyncResult, sync_knowledge
-from tests.conftest import API, BIGEVY, ServeCluster, enroll, new_key
+from tests.support.cluster import API, BIGEVY, enroll, new_key
 
 FAST = RetryPolicy(attempts=2, base_s=0.05, cap_s=1.0)
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def base_url(serve_cluster: ServeCluster, settings: Settings) -> str:
-    return serve_cluster.deploy(settings)
 
 
 def doc(doc_id: str, text: str, **fields: Any) -> dict[str, Any]:
@@ -109,7 +99,7 @@ class Node:
 def test_the_node_checks_the_unsigned_fields_of_a_manifest_reply() -> None:
     """`package_id` names a file and `download_url` is appended to the base URL: neither is
     signed, so a path out of the work dir or another host is refused before use."""
-    from bigevy.edge.sync import _PACKAGE_ID, _local_path
+    from lilevy.sync import _PACKAGE_ID, _local_path
 
     assert _PACKAGE_ID.fullmatch("pkg-0123abcd")
     assert not any(_PACKAGE_ID.fullmatch(p) for p in ("../../etc/cron.d/x", "a/b", "", ".x"))

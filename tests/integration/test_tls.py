@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bigevy.config import Settings
-from tests.conftest import API, free_port, new_key, wait_for
+from tests.support.cluster import API, free_port, new_key, wait_for
 
 
 def self_signed(where: Path) -> tuple[Path, Path]:

@@ -1,5 +1,5 @@
-"""schemathesis against a live bigEVY: the suite's short run (tests/test_fuzz.py) and the long
-one (benchmarks/fuzz_api.py) share this.
+"""schemathesis against a live bigEVY: the suite's short run (tests/integration/test_fuzz.py)
+and the long one (benchmarks/fuzz_api.py) share this.
 
 schemathesis runs from an environment of its own (`.venv-tools`, made by scripts/setup): the
 project's pulls urllib3-future (grafana-client -> niquests), whose .pth file replaces urllib3
@@ -17,7 +17,7 @@ import httpx
 
 from bigevy.config import FleetSpec, RateLimit, Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = REPO / ".venv-tools" / "bin" / "st"
 #: What a caller must never see: a 5xx, or a response the schema does not describe.
 CHECKS = "not_a_server_error,response_schema_conformance"

@@ -7,7 +7,7 @@ the shared server's ``bigevy`` database; the server starts on first use, once pe
 
     from sqlalchemy import create_engine, text
 
-    from tests.postgres import database_url, postgres_url
+    from tests.support.postgres import database_url, postgres_url
 
     FIXTURES = (database_url, postgres_url)  # pytest finds fixtures in the module namespace
 
@@ -182,7 +182,7 @@ class PostgresServer:
             )
             with open(Path(self.data) / "postgresql.conf", "a") as conf:
                 conf.write(
-                    "\n# tests/postgres.py: private, throw-away, fast\n"
+                    "\n# tests/support/postgres.py: private, throw-away, fast\n"
                     f"listen_addresses = '{self.host}'\n"
                     f"unix_socket_directories = '{self.tmp / 'sock'}'\n"
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).parent / "data" / "connectors"
+DATA = Path(__file__).parents[1] / "data" / "connectors"
 
 
 class Replay:

@@ -14,10 +14,10 @@ import pytest
 from bigevy.answers.grounding import quantities
 from bigevy.answers.service import AnswerService
 from bigevy.answers.sms import segment_count
-from bigevy.api.knowledge import EvyAnswer, EvyQuery
 from bigevy.config import KnowledgeSpec, ModelSpec, Settings
-from bigevy.gateway.service import OpenAIService
-from bigevy.gateway.writer import ChatWriter
+from bigevy.http.evy.protocol import EvyAnswer, EvyQuery
+from bigevy.http.evy.writer import ChatWriter
+from bigevy.http.openai.serving import OpenAIService
 from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.embedder import Embedder
 from bigevy.knowledge.faq import FaqStore

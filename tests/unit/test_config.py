@@ -15,7 +15,7 @@ from ray.serve._private.build_app import build_app as build_graph
 
 from bigevy.config import Settings
 from deployments.app import app_builder, build_app
-from tests.conftest import REPO
+from tests.support.cluster import REPO
 
 
 def graph(app: Any) -> dict[str, dict[str, Any]]:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from bigevy.api.alerts import AlertIn
 from bigevy.connectors.runner import ConnectorRunner
 from bigevy.connectors.spec import ConnectorsSpec, RetryPolicy, SourceSpec
+from bigevy.http.alerts.protocol import AlertIn
 from bigevy.knowledge.records import DocumentIn
-from tests.replay import DATA, Replay, replay_server
+from tests.support.replay import DATA, Replay, replay_server
 
 NOW = datetime(2025, 3, 14, 19, 0, tzinfo=UTC).timestamp()
 

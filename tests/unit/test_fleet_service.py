@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bigevy.alerts.service import AlertService
-from bigevy.api.alerts import AlertIn
-from bigevy.api.fleet import EnrollRequest, HeartbeatIn
 from bigevy.config import FleetSpec
 from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
 from bigevy.fleet.db import current_revision, head_revision, make_engine, upgrade
@@ -20,7 +18,9 @@ from bigevy.fleet.models import ApiKey, Escalation, Heartbeat, Node
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import FleetService
 from bigevy.fleet.signing import SigningKey
-from tests.postgres import database_url
+from bigevy.http.alerts.protocol import AlertIn
+from bigevy.http.fleet.protocol import EnrollRequest, HeartbeatIn
+from tests.support.postgres import database_url
 
 FIXTURES = (database_url,)
 
@@ -247,8 +247,8 @@ def test_alerts_from_before_origins_keep_theirs_as_operators(database_url: str) 
 
 
 def test_a_node_has_a_share_of_the_review_queue(fleet: FleetService) -> None:
-    from bigevy.api.contributions import ContributedDocument
     from bigevy.fleet.contributions import ContributionQueue
+    from bigevy.http.contributions.protocol import ContributedDocument
 
     fleet.spec = fleet.spec.model_copy(update={"max_pending_contributions": 2})
     queue = ContributionQueue(fleet)
@@ -315,8 +315,8 @@ def test_the_same_alert_sent_or_posted_at_once_from_many_places_is_one(
 def test_an_accept_and_a_reject_at_once_decide_once(fleet: FleetService) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from bigevy.api.contributions import ContributedDocument
     from bigevy.fleet.contributions import ContributionQueue
+    from bigevy.http.contributions.protocol import ContributedDocument
 
     queue = ContributionQueue(fleet)
     node_id, _ = enroll(fleet)

@@ -7,7 +7,7 @@ import pytest
 
 from bigevy.answers.places import countries_named, places_named, region_named
 
-MESSAGES = Path(__file__).parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
+MESSAGES = Path(__file__).parents[2] / "benchmarks" / "data" / "triage_messages.jsonl"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from tests.postgres import database_url, find_pg_bin, postgres_url
+from tests.support.postgres import database_url, find_pg_bin, postgres_url
 
 FIXTURES = (database_url, postgres_url)  # pytest finds fixtures in the module namespace
 

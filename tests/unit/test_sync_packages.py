@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bigevy.api.fleet import EnrollRequest
-from bigevy.api.sync import SubscriptionIn
 from bigevy.config import KnowledgeSpec, Settings
 from bigevy.errors import ValidationFailed
 from bigevy.fleet.models import Package
 from bigevy.fleet.service import open_fleet
+from bigevy.http.fleet.protocol import EnrollRequest
+from bigevy.http.sync.protocol import SubscriptionIn
 from bigevy.knowledge.chunking import layout
 from bigevy.knowledge.embedder import Embedder
 from bigevy.knowledge.records import DocumentIn

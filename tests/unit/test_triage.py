@@ -12,7 +12,7 @@ import pytest
 from bigevy.answers.emergency import services_asked
 from bigevy.answers.triage import Triage, topics_named, triage
 
-DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "triage_messages.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "triage_messages.jsonl"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Tests against a real Ray + Serve running the bigEVY app, over HTTP."""

@@ -1,0 +1,1 @@
+"""Tests that need no Ray: each builds the real objects in-process."""
