@@ -4,8 +4,10 @@ bigEVY object.
 `serve.deployment(Hosted, name=...).bind(open_x, *args)`: the replica awaits `open_x(*args)`
 (each `deployments/<name>.py` has one) to build its object from settings and the handles of
 the deployments it calls, then Serve calls that object's methods by name. The object knows
-nothing of Ray; tests build it directly. Blocking methods (SQL, LanceDB, zstd) run on worker
-threads, so one slow call does not hold the replica's event loop.
+nothing of Ray; tests build it directly. Plain (def) methods are taken as blocking (SQL,
+LanceDB, zstd) and run on worker threads, so one slow call does not hold the replica's event
+loop; async methods run on that loop, which is where state the object's own tasks write must
+be read (`ConnectorRunner.health_report`).
 """
 
 from __future__ import annotations

@@ -157,6 +157,11 @@ class ConnectorRunner:
         """Each configured source's health, in config order."""
         return [self._states[name].health.model_copy(deep=True) for name in self.sources]
 
+    async def health_report(self) -> list[SourceHealth]:
+        """`health()` for a caller on another thread: read on the runner's own event loop,
+        so no copy is taken of a health a round is writing."""
+        return self.health()
+
     def next_due(self) -> float:
         """Unix seconds when the next source is due (inf with no sources)."""
         return min((self._states[n].health.next_due for n in self.sources), default=float("inf"))

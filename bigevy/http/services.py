@@ -60,7 +60,7 @@ class SyncCalls(Protocol):
 class ConnectorCalls(Protocol):
     """The connectors deployment, as the gateway awaits it."""
 
-    async def health(self) -> list[SourceHealth]: ...
+    async def health_report(self) -> list[SourceHealth]: ...
 
 
 @dataclass

@@ -59,4 +59,4 @@ async def admin_models(s: Svc) -> ModelStatusList:
 )
 async def connector_health(s: Svc) -> list[SourceHealth]:
     """Each data source: healthy or not (and why), last success, next fetch."""
-    return await s.connectors.health()
+    return await s.connectors.health_report()
