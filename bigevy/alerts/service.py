@@ -20,6 +20,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bigevy import metrics
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import OPERATOR_ORIGIN, Alert, AlertDelivery, Node
 from bigevy.fleet.service import FleetService
@@ -326,6 +327,12 @@ class AlertService:
                 )
                 if changed.rowcount == 0:
                     session.add(_delivery(alert_id, node_id, version, now, sends=1, via=via))
+                    alert = session.get(Alert, alert_id)
+                    if alert is not None:  # its first delivery to this node
+                        waited = max(0.0, now - alert.updated_at)
+                        metrics.ALERT_DELIVERY.observe(
+                            waited, tags={"event": "delivered", "via": via}
+                        )
 
     def ack(self, node_id: str, alert_id: str, version: int) -> AlertOut:
         return _once_more_if_raced(lambda: self._ack(node_id, alert_id, version))
@@ -350,6 +357,9 @@ class AlertService:
                 session.add(row)
             if row.acked_version is None or version > row.acked_version:
                 row.acked_version, row.acked_at = version, now
+                if version == alert.version:
+                    waited = max(0.0, now - alert.updated_at)
+                    metrics.ALERT_DELIVERY.observe(waited, tags={"event": "acked", "via": row.via})
             session.flush()
             return self._out(session, alert, now, detail=False)
 

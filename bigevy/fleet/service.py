@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bigevy import metrics
 from bigevy.config import FleetSpec, Settings
 from bigevy.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from bigevy.fleet import secrets
@@ -277,6 +278,7 @@ class FleetService:
         try:
             with self.sessions.begin() as session:
                 node = self.live_node(session, node_id)
+                region = node.region
                 measured = min(beat.measured_at or now, now)
                 session.add(
                     Heartbeat(
@@ -301,6 +303,7 @@ class FleetService:
             if idempotency_key is None:
                 raise
             return True  # a retry of a heartbeat already stored
+        _observe(beat, region)
         return False
 
     def live_node(self, session: Session, node_id: str) -> Node:
@@ -334,6 +337,20 @@ class FleetService:
             "stale": and_(live, seen >= offline, seen < stale),
             "online": and_(live, seen >= stale),
         }[state]
+
+    def census(self) -> dict[tuple[str, str], int]:
+        """How many nodes are in each (state, region): one grouped count per state."""
+        now = self.clock()
+        counts: dict[tuple[str, str], int] = {}
+        with self.sessions() as session:
+            for state in ("online", "stale", "offline", "never_seen", "revoked"):
+                rows = session.execute(
+                    select(Node.region, func.count())
+                    .where(self._state_clause(state, now))
+                    .group_by(Node.region)
+                )
+                counts.update({(state, region): n for region, n in rows})
+        return counts
 
     def list_nodes(
         self, states: list[NodeState], regions: list[str], offset: int, limit: int
@@ -558,3 +575,14 @@ def open_fleet(settings: Settings) -> FleetService:
     return FleetService(
         engine, settings.fleet, SigningKey.load_or_create(settings.signing_key_file)
     )
+
+
+def _observe(beat: HeartbeatIn, region: str) -> None:
+    """A stored heartbeat's figures, for the fleet's distributions (by region, never by node)."""
+    tags = {"region": region}
+    metrics.HEARTBEATS.inc(tags=tags)
+    metrics.NODE_OUTBOX.observe(beat.queue_depth, tags=tags)
+    if beat.battery_percent is not None:
+        metrics.NODE_BATTERY.observe(beat.battery_percent, tags=tags)
+    if beat.free_storage_mb is not None:
+        metrics.NODE_FREE_STORAGE.observe(beat.free_storage_mb, tags=tags)

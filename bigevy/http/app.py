@@ -6,6 +6,10 @@ The routes live beside their wire models, one folder per endpoint family
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
@@ -19,6 +23,7 @@ from bigevy.http.errors import install_error_handlers
 from bigevy.http.evy import router as evy
 from bigevy.http.faq import router as faq
 from bigevy.http.fleet import router as fleet
+from bigevy.http.fleet.serving import report_census
 from bigevy.http.knowledge import router as knowledge
 from bigevy.http.legacy import router as legacy
 from bigevy.http.openai import router as openai
@@ -40,8 +45,17 @@ ROUTERS = [
 ]
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The replica's background work: the fleet census behind the nodes gauge."""
+    census = asyncio.create_task(report_census(app.state.services.fleet))
+    yield
+    census.cancel()
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="bigEVY",
         version="0.1.0",
         description="Central node of the EVY network: OpenAI-compatible answers for lilEVY. "

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bigevy import metrics
 from bigevy.errors import BigEvyError, NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,14 @@ ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def error_response(error: BigEvyError) -> JSONResponse:
+    """The reply for `error`; every one is counted (status and code) where it is written."""
     headers = {}
+    status = str(error.status_code)
+    metrics.REFUSALS.inc(tags={"status": status, "code": error.code or "none"})
     if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        wait = max(1, round(error.retry_after))
+        headers["Retry-After"] = str(wait)
+        metrics.RETRY_AFTER.observe(wait, tags={"status": status})
     return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
 
 

@@ -16,7 +16,7 @@ from bigevy.answers.grounding import drop_unsupported_numbers
 from bigevy.answers.sentences import prose_sentences
 from bigevy.answers.sms import encoding_of, segment_count
 from bigevy.config import DeploymentSpec, KnowledgeSpec, ModelSpec, Settings
-from tests.support.cluster import API, BIGEVY, ServeCluster, wait_for
+from tests.support.cluster import API, BIGEVY, ServeCluster, load_starter_pack, wait_for
 
 MAX_CHARS = 5000
 
@@ -496,19 +496,6 @@ def test_bulk_ingest_runs_on_ray_data_and_writes_through_the_one_writer(
     assert summary(again.stdout) == {"added": 0, "updated": 2, "unchanged": 299, "failed": 1}
     last = API.get(f"{base_url}/v1/knowledge/documents/dump-8").json()
     assert last["text"] == "Hand pumps: grease monthly." and last["version"] == 4
-
-
-def load_starter_pack(base_url: str) -> None:
-    """The pack `bigevy up` loads (idempotent: a second load changes nothing)."""
-    from bigevy.knowledge.ingest import STARTER_KNOWLEDGE
-
-    loaded = subprocess.run(
-        [BIGEVY, "ingest", str(STARTER_KNOWLEDGE), "--url", base_url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
 
 
 def test_an_emergency_is_answered_from_the_knowledge_base_ahead_of_queued_questions(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,16 +83,24 @@ def new_key(settings: Settings, role: str = "admin", node_id: str | None = None)
 class ServeCluster:
     """One Ray + Serve for a test module; `deploy` (re)deploys the bigEVY app on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, dashboard: bool = False) -> None:
+        """`dashboard`: Ray's dashboard too, which writes the Prometheus discovery file."""
         import ray
         from ray import serve
 
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         for attempt in range(2):  # the very first start on a fresh machine can fail once
             try:
                 # address="local": a fresh Ray of our own, never a `ray start` cluster (bigevy up)
-                ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+                context = ray.init(
+                    address="local",
+                    num_cpus=4,
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",
+                    dashboard_port=free_port(),
+                    log_to_driver=False,
+                )
+                # A port chosen once Ray holds its own (the dashboard's agents take several).
+                self.port = free_port()
                 serve.start(http_options={"host": "127.0.0.1", "port": self.port})
                 break
             except Exception:
@@ -98,6 +108,8 @@ class ServeCluster:
                 ray.shutdown()
                 if attempt:
                     raise
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.session_dir = Path(context.address_info["session_dir"])
 
     def deploy(self, settings: Settings, *, wait_ready: bool = True) -> str:
         """Deploy and return the base URL; `API` gets an admin key of this app's database."""
@@ -144,3 +156,17 @@ def enroll(base_url: str, name: str = "lil-1", **extra: Any) -> dict[str, Any]:
     )
     assert reply.status_code == 201, reply.text
     return reply.json()
+
+
+def load_starter_pack(base_url: str) -> None:
+    """The pack `bigevy up` loads, through `bigevy ingest` (a second load changes nothing)."""
+    from bigevy.knowledge.ingest import STARTER_KNOWLEDGE
+
+    loaded = subprocess.run(
+        [BIGEVY, "ingest", str(STARTER_KNOWLEDGE), "--url", base_url],
+        env={**os.environ, "BIGEVY_API_KEY": API.key},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr

@@ -8,6 +8,7 @@ import time
 
 from fastapi.responses import JSONResponse
 
+from bigevy import metrics
 from bigevy.answers.service import AnswerService
 from bigevy.errors import NotFound
 from bigevy.fleet.roles import Caller
@@ -62,6 +63,7 @@ class Escalations:
             raise
         finally:
             keeping.cancel()
+        _count(answer, enrolled, query.language)
         return answer
 
     async def _keep_claimed(self, scope: str, key: str | None) -> None:
@@ -77,3 +79,31 @@ class Escalations:
         except NotFound:  # an admin or escalator key may ask for a node not enrolled here
             return None
         return None if region == "global" else region
+
+
+def outcome(answer: EvyAnswer) -> str:
+    """What the asker got, in the words an operator's dashboard counts."""
+    if answer.triage.emergency:
+        return "emergency"
+    if answer.timings.get("cache_hit"):  # 1.0 for a hit, 0.0 for a miss
+        return "cache_hit"
+    if answer.answer_mode == "none":
+        return "no_verified_answer"
+    if answer.emergency_numbers:
+        return "number"
+    return "answered"
+
+
+def _count(answer: EvyAnswer, region: str | None, language: str) -> None:
+    metrics.ESCALATIONS.inc(
+        tags={
+            "region": region or "none",
+            "language": metrics.bounded(language, metrics.LANGUAGES),
+            "answer_mode": answer.answer_mode,
+            "outcome": outcome(answer),
+            "emergency_kind": answer.triage.kind or "none",
+        }
+    )
+    for stage in ("retrieval", "compose", "generation", "total"):
+        if (ms := answer.timings.get(f"{stage}_ms")) is not None:
+            metrics.ESCALATION_SECONDS.observe(ms / 1000, tags={"stage": stage})

@@ -4,13 +4,34 @@ next and the alerts it has not acknowledged (its fallback when it holds no alert
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+from bigevy import metrics
 from bigevy.alerts.service import AlertService
 from bigevy.fleet.service import FleetService
 from bigevy.http.alerts.protocol import SignedAlert
 from bigevy.http.fleet.protocol import Directive, HeartbeatIn, HeartbeatReply
 from bigevy.http.knowledge.serving import KnowledgeGateway
+
+log = logging.getLogger("ray.serve")
+#: How often the nodes-by-state gauge is recounted (a node goes stale after minutes).
+CENSUS_EVERY_S = 15.0
+
+
+async def report_census(fleet: FleetService, every_s: float = CENSUS_EVERY_S) -> None:
+    """Keep `bigevy_nodes` current: every (state, region) seen is reported, 0 once empty."""
+    seen: set[tuple[str, str]] = set()
+    while True:
+        try:
+            counts = await asyncio.to_thread(fleet.census)
+            seen |= counts.keys()
+            for state, region in seen:
+                tags = {"state": state, "region": region}
+                metrics.NODES.set(counts.get((state, region), 0), tags=tags)
+        except Exception:
+            log.exception("counting nodes failed; trying again")
+        await asyncio.sleep(every_s)
 
 
 class Heartbeats:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
+from bigevy import metrics
 from bigevy.errors import RangeNotSatisfiable
 from bigevy.fleet.roles import NODES, OPERATORS, STATUS_READERS, Role
 from bigevy.http.access import acting_as, allow, caller_of
@@ -103,6 +104,10 @@ async def package(s: Svc, package_id: str, request: Request) -> Response:
         return JSONResponse(
             error.to_dict(), status_code=416, headers={"Content-Range": f"bytes */{size}"}
         )
+    start = int(match.group(1)) if match else 0
+    sent = {"resumed": "true" if start else "false"}
+    if size > start:
+        metrics.PACKAGE_BYTES.inc(size - start, tags=sent)
     return FileResponse(path, media_type="application/zstd", filename=f"{package_id}.zst")
 
 
@@ -123,6 +128,7 @@ async def ack(s: Svc, body: AckIn, request: Request) -> SyncState:
 )
 async def report_error(s: Svc, body: SyncErrorIn, request: Request) -> SyncState:
     """The node refused or failed to apply a package; shown in its sync state."""
+    metrics.SYNC_ERRORS.inc()
     return await s.sync.report_error(own_node(request), body)
 
 
