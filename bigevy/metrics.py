@@ -5,6 +5,9 @@ agent and scraped with Ray's own (Serve's requests, latencies, replicas, queues)
 finds every node through the discovery file Ray writes into its session dir. Ray prefixes
 every name with `ray_`: `escalations_total` is `ray_bigevy_escalations_total` in PromQL.
 
+Gauges are set again every interval by whoever reports them: Ray evicts a gauge value that
+is not refreshed, so a figure set once would vanish from Prometheus.
+
 Labels stay bounded: never a node id, a question or a document id. A value a client chooses
 (a language) is kept only when it is one bigEVY knows, else `other`; a region is the one the
 node was enrolled in (an operator's choice), not the one a message names.
@@ -102,4 +105,83 @@ ALERT_DELIVERY = Histogram(
     "(`delivered`, by stream or heartbeat) and to the node's acknowledging it (`acked`).",
     boundaries=[0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
     tag_keys=("event", "via"),
+)
+MODEL_TTFT = Histogram(
+    "bigevy_model_ttft_seconds",
+    description="Time from a generation's start to its first text, per model.",
+    boundaries=[0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    tag_keys=("model",),
+)
+MODEL_TOKENS_PER_SECOND = Histogram(
+    "bigevy_model_tokens_per_second",
+    description="Decode rate of each finished generation, per model.",
+    boundaries=[5, 10, 20, 40, 80, 160, 320, 640],
+    tag_keys=("model",),
+)
+MODEL_TOKENS = Counter(
+    "bigevy_model_tokens_total",
+    description="Tokens read (prompt) and written (completion), per model.",
+    tag_keys=("model", "kind"),
+)
+KNOWLEDGE = Gauge(
+    "bigevy_knowledge",
+    description="The knowledge base: `documents`, `tombstones`, `chunks`, `revision`, "
+    "`unindexed_rows` (rows no index covers yet), `reembed_pending` (documents a change of "
+    "embedding model has yet to re-embed); reported by its one writer.",
+    tag_keys=("measure",),
+)
+DOCUMENT_WRITES = Counter(
+    "bigevy_document_writes_total",
+    description="Documents written, by outcome (added, updated, unchanged, deleted).",
+    tag_keys=("status",),
+)
+ANSWER_CACHE = Gauge(
+    "bigevy_answer_cache",
+    description="The answer cache of each knowledge replica: `entries`, `bytes`, `hits`, "
+    "`misses` (the last two count since the replica started).",
+    tag_keys=("measure",),
+)
+CONNECTOR_ROUNDS = Counter(
+    "bigevy_connector_rounds_total",
+    description="Each source's fetch-and-deliver turns, by whether they succeeded.",
+    tag_keys=("source", "ok"),
+)
+CONNECTOR_ITEMS = Counter(
+    "bigevy_connector_items_total",
+    description="Items (documents and alerts) each source's successful fetches held.",
+    tag_keys=("source",),
+)
+CONNECTOR_FAILURES_IN_A_ROW = Gauge(
+    "bigevy_connector_failures_in_a_row",
+    description="How many turns in a row each source has failed (0 once one succeeds).",
+    tag_keys=("source",),
+)
+CONNECTOR_LAST_SUCCESS = Gauge(
+    "bigevy_connector_last_success_timestamp_seconds",
+    description="Unix time of each source's last successful turn (age: time() - this).",
+    tag_keys=("source",),
+)
+#: An alert not on a node this long after its version was posted counts as waiting.
+ALERT_DELIVERY_BUDGET_S = 60.0
+ALERTS_WAITING = Gauge(
+    "bigevy_alert_nodes_waiting",
+    description="Nodes that have not received the current version of a live alert posted "
+    f"over {ALERT_DELIVERY_BUDGET_S:.0f} s ago, by the alert's severity; every gateway "
+    "replica reports the same figure (aggregate with max).",
+    tag_keys=("severity",),
+)
+#: Lag buckets (seconds) of the sync-lag snapshot.
+SYNC_LAG_BOUNDS = (0.0, 3600.0, 86400.0, 7 * 86400.0)
+SYNC_LAG = Gauge(
+    "bigevy_sync_nodes_within_lag",
+    description="Nodes whose knowledge lags the base by at most `le` seconds (cumulative, as "
+    "a histogram's buckets; le=+Inf counts every node): the lag as a distribution, never a "
+    "series per node.",
+    tag_keys=("le",),
+)
+DATA_DIR_BYTES = Gauge(
+    "bigevy_data_dir_bytes",
+    description="The disk holding the data dir, as each gateway replica's host sees it: "
+    "`free` and `total` bytes.",
+    tag_keys=("measure",),
 )

@@ -11,4 +11,5 @@ from bigevy.sync.service import SyncService
 async def open_sync(settings: Settings) -> SyncService:
     service = SyncService(settings, open_fleet(settings), CatalogueReader(settings.lancedb_uri))
     service.start_pruning()
+    service.start_reporting()
     return service

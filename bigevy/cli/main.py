@@ -8,6 +8,7 @@ from bigevy.cli import (
     alerts,
     ask,
     connectors,
+    dashboards,
     db,
     faq,
     ingest,
@@ -43,6 +44,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(review.app, name="review")
 app.add_typer(faq.app, name="faq")
 app.add_typer(simulate.app, name="fleet")
+app.add_typer(dashboards.app, name="dashboards")
 
 if __name__ == "__main__":
     app()

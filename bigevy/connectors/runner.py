@@ -27,6 +27,7 @@ from typing import Protocol
 
 import httpx
 
+from bigevy import metrics
 from bigevy.connectors.base import Batch, Connector, SourceError, redact_urls
 from bigevy.connectors.cap import CapConnector
 from bigevy.connectors.directory import DirectoryConnector
@@ -193,8 +194,22 @@ class ConnectorRunner:
             await self.aclose()
 
     def start(self) -> None:
-        """`run_forever` in the background, until the event loop ends."""
-        self._forever = asyncio.get_running_loop().create_task(self.run_forever())
+        """`run_forever` in the background, until the event loop ends, and the health gauges
+        reported meanwhile."""
+        loop = asyncio.get_running_loop()
+        self._forever = loop.create_task(self.run_forever())
+        self._reporting = loop.create_task(self._report_health())
+
+    async def _report_health(self, every_s: float = 15.0) -> None:
+        # Every interval, not per round: Ray evicts a gauge that is not set again, and a
+        # source may wait hours between rounds.
+        while True:
+            for health in self.health():
+                tags = {"source": health.name}
+                metrics.CONNECTOR_FAILURES_IN_A_ROW.set(health.consecutive_failures, tags=tags)
+                if health.last_success is not None:
+                    metrics.CONNECTOR_LAST_SUCCESS.set(health.last_success, tags=tags)
+            await asyncio.sleep(every_s)
 
     async def check_health(self) -> None:
         forever = getattr(self, "_forever", None)
@@ -224,12 +239,14 @@ class ConnectorRunner:
             try:
                 batch = await self._connectors[name].fetch(client)
             except SourceError as exc:
-                return self._failed(name, now, exc.message)
+                return _count(self._failed(name, now, exc.message), 0)
             except Exception as exc:
                 log.exception("source %s: connector failed", name)
-                return self._failed(name, now, f"connector error: {type(exc).__name__}: {exc}")
+                failed = self._failed(name, now, f"connector error: {type(exc).__name__}: {exc}")
+                return _count(failed, 0)
         async with self._deliver:
             result = await self._deliver_new(name, batch, now)
+        _count(result, len(batch.documents) + len(batch.alerts))
         if result.ok:
             health = state.health
             health.status, health.reason, health.consecutive_failures = "healthy", "", 0
@@ -290,6 +307,15 @@ class ConnectorRunner:
             self._store.save(self._states)
         except OSError:
             log.exception("cannot write connector state to %s", self._store.path)
+
+
+def _count(result: RoundResult, fetched: int) -> RoundResult:
+    """A source's turn, for the connector metrics (sources are named by operators)."""
+    tags = {"source": result.source}
+    metrics.CONNECTOR_ROUNDS.inc(tags={**tags, "ok": "true" if result.ok else "false"})
+    if fetched:
+        metrics.CONNECTOR_ITEMS.inc(fetched, tags=tags)
+    return result
 
 
 def _keep(spec: SourceSpec) -> int:

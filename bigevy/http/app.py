@@ -48,7 +48,9 @@ ROUTERS = [
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The replica's background work: the fleet census behind the nodes gauge."""
-    census = asyncio.create_task(report_census(app.state.services.fleet))
+    services = app.state.services
+    data_dir = services.openai.settings.data_dir
+    census = asyncio.create_task(report_census(services.fleet, services.alerts, data_dir))
     yield
     census.cancel()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bigevy import metrics
 from bigevy.answers.cache import AnswerCache
 from bigevy.answers.sentences import comparable, prose_sentences
 from bigevy.config import KnowledgeSpec
@@ -74,7 +75,27 @@ class KnowledgeService:
         self._upkeep = (
             loop.create_task(self._keep_indexes_current()),
             loop.create_task(self._reembed_if_needed()),
+            loop.create_task(self._report_sizes()),
         )
+
+    async def _report_sizes(self, every_s: float = 15.0) -> None:
+        """The knowledge gauges (bigevy/metrics.py), from the one writer."""
+        while True:
+            try:
+                stats = await self.stats()
+                unindexed = sum(i["unindexed_rows"] for i in stats["indexes"])
+                pending = (self.reembedding or {}).get("pending", 0)
+                for measure, value in (
+                    *((k, stats[k]) for k in ("documents", "tombstones", "chunks", "revision")),
+                    ("unindexed_rows", unindexed),
+                    ("reembed_pending", pending),
+                ):
+                    metrics.KNOWLEDGE.set(value, tags={"measure": measure})
+                for measure, value in (stats["answer_cache"] or {}).items():
+                    metrics.ANSWER_CACHE.set(value, tags={"measure": measure})
+            except Exception:
+                log.exception("reporting the knowledge base's sizes failed; trying again")
+            await asyncio.sleep(every_s)
 
     async def _keep_indexes_current(self) -> None:
         """New rows reach the indexes within one interval of being written."""
@@ -145,6 +166,9 @@ class KnowledgeService:
                 await self._write(batch, outcomes)
             batch.append((index, (doc, chunks, [next(vectors) for _ in chunks])))
         await self._write(batch, outcomes)
+        for outcome in outcomes:
+            if isinstance(outcome, tuple):
+                metrics.DOCUMENT_WRITES.inc(tags={"status": outcome[0].status})
         return [o for o in outcomes if o is not None]
 
     def chunk(self, doc: DocumentIn) -> list[str]:
@@ -181,6 +205,7 @@ class KnowledgeService:
         result = await asyncio.to_thread(self.store.delete, document_id)
         if result is None:
             raise NotFound(f"no document {document_id!r}", param="id")
+        metrics.DOCUMENT_WRITES.inc(tags={"status": "deleted"})
         await self._changed([document_id])
         return result
 

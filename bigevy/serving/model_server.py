@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import psutil
 
+from bigevy import metrics
 from bigevy.config import ModelSpec
 from bigevy.errors import BigEvyError, ModelFailed, ModelLoading
 from bigevy.serving.engine import GenerationEvent, GenerationRequest, LLMEngine
@@ -96,6 +97,7 @@ class ModelServer:
         Sending expected refusals as data rather than raising keeps them out of Ray's error
         logs and task-error wrapping; the gateway raises them again.
         """
+        started = time.monotonic()
         try:
             self._raise_unless_ready()
             stream = self.engine.generate(request)
@@ -105,7 +107,7 @@ class ModelServer:
             return
         async with aclosing(stream):
             yield first
-            async for event in stream:
+            async for event in _timed(self.spec.id, stream, started):
                 yield event
 
     async def check_health(self) -> None:
@@ -126,3 +128,27 @@ class ModelServer:
             **self.engine.stats.as_dict(),
             **({"replica": self.replica} if self.replica else {}),
         }
+
+
+async def _timed(
+    model: str, stream: AsyncIterator[GenerationEvent], started: float
+) -> AsyncIterator[GenerationEvent]:
+    """The stream, measured: time to the first text, and the decode rate once it ends."""
+    tags = {"model": model}
+    first: float | None = None
+    async for event in stream:
+        if event.kind == "delta" and first is None:
+            first = time.monotonic()
+            metrics.MODEL_TTFT.observe(first - started, tags=tags)
+        elif event.kind == "end":
+            if event.prompt_tokens:
+                metrics.MODEL_TOKENS.inc(event.prompt_tokens, tags={**tags, "kind": "prompt"})
+            if event.completion_tokens:
+                metrics.MODEL_TOKENS.inc(
+                    event.completion_tokens, tags={**tags, "kind": "completion"}
+                )
+            decoding = time.monotonic() - (first or started)
+            if event.completion_tokens > 1 and decoding > 0:
+                rate = event.completion_tokens / decoding
+                metrics.MODEL_TOKENS_PER_SECOND.observe(rate, tags=tags)
+        yield event

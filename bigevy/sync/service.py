@@ -23,6 +23,7 @@ from pathlib import Path
 import zstandard
 from sqlalchemy import select
 
+from bigevy import metrics
 from bigevy.config import Settings
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import Node, NodeSync, Package, Subscription
@@ -324,6 +325,22 @@ class SyncService:
                     log.info("removed %d packages no node needs", removed)
             except Exception:
                 log.exception("pruning packages failed; retried next round")
+
+    def start_reporting(self, every_s: float = 15.0) -> None:
+        """The sync-lag gauge, every `every_s`, until the event loop ends."""
+        self._reporting = asyncio.get_running_loop().create_task(self._report_lag(every_s))
+
+    async def _report_lag(self, every_s: float) -> None:
+        while True:
+            try:
+                lags = [state.lag_s for state in await asyncio.to_thread(self.states)]
+                for bound in metrics.SYNC_LAG_BOUNDS:
+                    within = sum(1 for lag in lags if lag <= bound)
+                    metrics.SYNC_LAG.set(within, tags={"le": f"{bound:g}"})
+                metrics.SYNC_LAG.set(len(lags), tags={"le": "+Inf"})
+            except Exception:
+                log.exception("measuring the fleet's sync lag failed; trying again")
+            await asyncio.sleep(every_s)
 
     def check_health(self) -> None:
         """The catalogue can be read (Serve replaces a replica that cannot)."""

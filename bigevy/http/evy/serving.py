@@ -105,5 +105,6 @@ def _count(answer: EvyAnswer, region: str | None, language: str) -> None:
         }
     )
     for stage in ("retrieval", "compose", "generation", "total"):
-        if (ms := answer.timings.get(f"{stage}_ms")) is not None:
+        # A stage that did not run is in the timings as 0 (no model wrote an extractive one).
+        if ms := answer.timings.get(f"{stage}_ms"):
             metrics.ESCALATION_SECONDS.observe(ms / 1000, tags={"stage": stage})
