@@ -16,8 +16,7 @@ node was enrolled in (an operator's choice), not the one a message names.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from ray.util.metrics import Counter, Gauge, Histogram
+from typing import Any
 
 from bigevy.knowledge.ingest import STARTER_KNOWLEDGE
 
@@ -26,6 +25,44 @@ LANGUAGES = frozenset({"en"} | {p.name for p in STARTER_KNOWLEDGE.iterdir() if p
 #: Seconds: an SMS answer's stages take milliseconds (a cached answer) to a minute (a 13B
 #: model on a busy GPU).
 LATENCY_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60]
+
+
+class _Metric:
+    """A Ray metric made on first use. Ray is imported then, not when this module is: importing
+    Ray reads its auth settings from the environment, and `bigevy up` (which imports the fleet
+    service, and so this module) sets them only once it knows which token its Ray takes."""
+
+    def __init__(self, kind: str, name: str, **options: Any) -> None:
+        self.kind, self.name, self.options = kind, name, options
+        self._made: Any = None
+
+    def _metric(self) -> Any:
+        if self._made is None:
+            from ray.util import metrics
+
+            self._made = getattr(metrics, self.kind)(self.name, **self.options)
+        return self._made
+
+    def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
+        self._metric().inc(value, tags=tags)
+
+    def observe(self, value: float, tags: dict[str, str] | None = None) -> None:
+        self._metric().observe(value, tags=tags)
+
+    def set(self, value: float, tags: dict[str, str] | None = None) -> None:
+        self._metric().set(value, tags=tags)
+
+
+def Counter(name: str, **options: Any) -> _Metric:
+    return _Metric("Counter", name, **options)
+
+
+def Gauge(name: str, **options: Any) -> _Metric:
+    return _Metric("Gauge", name, **options)
+
+
+def Histogram(name: str, **options: Any) -> _Metric:
+    return _Metric("Histogram", name, **options)
 
 
 def bounded(value: str | None, known: Iterable[str], other: str = "other") -> str:
