@@ -71,7 +71,12 @@ def _start_ray(settings: Settings) -> None:
                 f"joining the Ray already running at {cluster.local_address(settings)} "
                 "(`bigevy down` will leave it running)"
             )
-        connect_ray(settings)
+        try:
+            connect_ray(settings)
+        except BaseException:
+            if started:  # a head left behind would be joined, with its token, by the next `up`
+                cluster.stop_local_ray(settings)
+            raise
 
 
 def _print_welcome(settings: Settings, base: str, first_key: str | None) -> None:
