@@ -23,7 +23,7 @@ from bigevy.http.errors import install_error_handlers
 from bigevy.http.evy import router as evy
 from bigevy.http.faq import router as faq
 from bigevy.http.fleet import router as fleet
-from bigevy.http.fleet.serving import report_census
+from bigevy.http.gauges import report_census
 from bigevy.http.knowledge import router as knowledge
 from bigevy.http.legacy import router as legacy
 from bigevy.http.openai import router as openai
