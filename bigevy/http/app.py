@@ -47,7 +47,7 @@ ROUTERS = [
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The replica's background work: the fleet census behind the nodes gauge."""
+    """The replica's background work: the gauges it keeps current (bigevy/http/gauges.py)."""
     services = app.state.services
     data_dir = services.openai.settings.data_dir
     census = asyncio.create_task(report_census(services.fleet, services.alerts, data_dir))
