@@ -10,10 +10,12 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import get_args
 
 from bigevy import metrics
 from bigevy.alerts.service import AlertService
 from bigevy.fleet.service import FleetService
+from bigevy.http.alerts.protocol import Severity
 
 log = logging.getLogger("ray.serve")
 #: How often the gauges are taken again (a node goes stale after minutes).
@@ -48,10 +50,10 @@ def _waiting_for_alerts(alerts: AlertService) -> dict[str, int]:
     """Per severity: nodes without the current version of a live alert posted over the
     delivery budget ago."""
     now = time.time()
-    waiting = dict.fromkeys(("Extreme", "Severe", "Moderate", "Minor", "Unknown"), 0)
+    waiting = dict.fromkeys(get_args(Severity), 0)
     for alert in alerts.list(include_ended=False, detail=True):
         if now - alert.updated_at < metrics.ALERT_DELIVERY_BUDGET_S:
             continue
         late = sum(1 for d in alert.deliveries or [] if d.status == "pending")
-        waiting[alert.severity] = waiting.get(alert.severity, 0) + late
+        waiting[alert.severity] += late
     return waiting
