@@ -311,6 +311,11 @@ class FleetSpec(_Strict):
     escalation_retention_s: float = Field(
         90 * 86400, gt=0, description="Escalation records kept (counts for analytics)."
     )
+    question_retention_s: float = Field(
+        30 * 86400,
+        ge=0,
+        description="Escalated questions' (redacted) text kept for analytics; 0: never kept.",
+    )
     idempotency_retention_s: float = Field(
         86400, ge=3600, description="Replies kept for a retried Idempotency-Key."
     )

@@ -11,10 +11,14 @@ is not refreshed, so a figure set once would vanish from Prometheus.
 Labels stay bounded: never a node id, a question or a document id. A value a client chooses
 (a language) is kept only when it is one bigEVY knows, else `other`; a region is the one the
 node was enrolled in (an operator's choice), not the one a message names.
+
+`BIGEVY_METRICS=off` (default `on`) turns them off, for operators who do not scrape: no Ray
+metric is made and recording does nothing. `deployments/app.py` passes it on to every replica.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +29,35 @@ LANGUAGES = frozenset({"en"} | {p.name for p in STARTER_KNOWLEDGE.iterdir() if p
 #: Seconds: an SMS answer's stages take milliseconds (a cached answer) to a minute (a 13B
 #: model on a busy GPU).
 LATENCY_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60]
+#: The environment variable that turns bigEVY's metrics off.
+SWITCH = "BIGEVY_METRICS"
+
+
+def recording() -> bool:
+    """Whether bigEVY records its metrics: `BIGEVY_METRICS` is `on` (the default) or `off`."""
+    value = os.environ.get(SWITCH, "on")
+    if value not in ("on", "off"):
+        raise ValueError(f"{SWITCH} must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
+recording()  # a wrong value stops every process at import, not each request later
+
+
+class _Off:
+    """Every metric with `BIGEVY_METRICS=off`: records nothing."""
+
+    def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
+        pass
+
+    def observe(self, value: float, tags: dict[str, str] | None = None) -> None:
+        pass
+
+    def set(self, value: float, tags: dict[str, str] | None = None) -> None:
+        pass
+
+
+_OFF = _Off()
 
 
 class _Metric:
@@ -38,9 +71,12 @@ class _Metric:
 
     def _metric(self) -> Any:
         if self._made is None:
-            from ray.util import metrics
+            if not recording():
+                self._made = _OFF  # decided once: the hot path stays one call either way
+            else:
+                from ray.util import metrics
 
-            self._made = getattr(metrics, self.kind)(self.name, **self.options)
+                self._made = getattr(metrics, self.kind)(self.name, **self.options)
         return self._made
 
     def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
@@ -120,6 +156,12 @@ NODE_OUTBOX = Histogram(
     boundaries=[0.5, 1, 5, 20, 100, 500],  # Ray takes positive bounds: le=0.5 is "empty"
     tag_keys=("region",),
 )
+NODE_SMS = Counter(
+    "bigevy_node_sms_total",
+    description="SMS nodes received (`received`), and of them those they answered from FAQ "
+    "entries (`faq_answered`), as their heartbeats report, by the node's region.",
+    tag_keys=("region", "kind"),
+)
 NODES = Gauge(
     "bigevy_nodes",
     description="Enrolled nodes by state (online, stale, offline, never_seen, revoked) and "
@@ -177,6 +219,18 @@ ANSWER_CACHE = Gauge(
     description="The answer cache of each knowledge replica: `entries`, `bytes`, `hits`, "
     "`misses` (the last two count since the replica started).",
     tag_keys=("measure",),
+)
+FAQ = Gauge(
+    "bigevy_faq",
+    description="FAQ groups (`groups`: questions grouped by meaning) and, of them, those with "
+    "an answer backed by its sources (`answered`); reported by the knowledge writer.",
+    tag_keys=("measure",),
+)
+FAQ_WITHDRAWALS = Counter(
+    "bigevy_faq_withdrawals_total",
+    description="FAQ answers withdrawn, by reason (`operator`; `source_changed`: a document "
+    "an answer came from changed or went).",
+    tag_keys=("reason",),
 )
 CONNECTOR_ROUNDS = Counter(
     "bigevy_connector_rounds_total",

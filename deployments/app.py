@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
 from bigevy.config import DeploymentSpec, ModelSpec, Settings
+from bigevy.metrics import SWITCH as METRICS_SWITCH
 from bigevy.serving.vllm import gpu_placement
 from deployments.connectors import open_connectors
 from deployments.embedder import open_embedder
@@ -22,12 +24,21 @@ from deployments.model import open_model
 from deployments.sync import open_sync
 
 
+def passed_env() -> dict[str, str]:
+    """Variables of the process building the app that every replica gets as well: a replica
+    on another node, or in a Ray started before, does not share this process's environment."""
+    return {name: os.environ[name] for name in (METRICS_SWITCH,) if name in os.environ}
+
+
 def actor_options(num_cpus: float, same_loop: bool) -> dict[str, Any]:
     actor: dict[str, Any] = {"num_cpus": num_cpus}
+    env = passed_env()
     if same_loop:
         # Measured on llama.cpp streaming (benchmarks/RESULTS.md): with the handler on a
         # thread of its own, its event loop and Serve's contend for the GIL on every message.
-        actor["runtime_env"] = {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}}
+        env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] = "0"
+    if env:
+        actor["runtime_env"] = {"env_vars": env}
     return actor
 
 
@@ -69,6 +80,8 @@ def model_options(spec: ModelSpec) -> dict[str, Any]:
     options = deployment_options(spec.deployment_name, spec.deployment, same_loop=True)
     if spec.engine == "vllm":
         options.update(gpu_placement(spec))
+        if env := passed_env():
+            options["ray_actor_options"]["runtime_env"] = {"env_vars": env}
     return options
 
 
@@ -91,7 +104,7 @@ def build_app(settings: Settings) -> Application:
         open_sync, settings
     )
     connectors = serve.deployment(
-        Hosted, name="connectors", num_replicas=1, ray_actor_options={"num_cpus": 0.1}
+        Hosted, name="connectors", num_replicas=1, ray_actor_options=actor_options(0.1, False)
     ).bind(open_connectors, settings, knowledge)
     g = settings.gateway
     gateway = serve.deployment(

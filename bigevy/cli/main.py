@@ -6,6 +6,7 @@ import typer
 
 from bigevy.cli import (
     alerts,
+    analytics,
     ask,
     connectors,
     dashboards,
@@ -45,6 +46,7 @@ app.add_typer(review.app, name="review")
 app.add_typer(faq.app, name="faq")
 app.add_typer(simulate.app, name="fleet")
 app.add_typer(dashboards.app, name="dashboards")
+app.add_typer(analytics.app, name="analytics")
 
 if __name__ == "__main__":
     app()

@@ -26,6 +26,14 @@ def fleet_simulate(
         float, typer.Option(min=0.1, help="Mean seconds between a node's questions.")
     ] = 60.0,
     region: Annotated[str, typer.Option(help="The nodes' region.")] = "KE",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve the fleet's lilEVY metrics for Prometheus on this port while it runs.",
+        ),
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Enrol N simulated nodes that heartbeat and escalate SMS questions; report the load."""
@@ -37,6 +45,8 @@ def fleet_simulate(
     if not key:
         console.print("[red]no API key[/red]: set BIGEVY_API_KEY to an admin key")
         raise typer.Exit(1)
+    if metrics_port is not None:
+        console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics while the fleet runs")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as bar:
@@ -61,6 +71,7 @@ def fleet_simulate(
             question_every_s=question_every,
             region=region,
             on_progress=show,
+            metrics_port=metrics_port,
         )
         bar.update(task, description="done", completed=1, total=1)
     _print_report(report)

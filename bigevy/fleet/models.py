@@ -103,6 +103,7 @@ class Heartbeat(Base):
     knowledge_revision: Mapped[int | None] = mapped_column(Integer)
     free_storage_mb: Mapped[float | None] = mapped_column(Float)
     connectivity: Mapped[list] = mapped_column(JSON)
+    faq_answers: Mapped[int | None] = mapped_column(Integer)
 
 
 class IdempotentReply(Base):
@@ -122,10 +123,12 @@ class IdempotentReply(Base):
 
 
 class Escalation(Base):
-    """One answered lilEVY question, for analytics (what was asked is not kept: SMS are
-    personal; its length, language and outcome are)."""
+    """One answered lilEVY question, for analytics. SMS are personal: the question is kept
+    redacted (no digits, no addresses), not for an emergency, and only for
+    `question_retention_s`; its length, language and outcome stay for `escalation_retention_s`."""
 
     __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_region_time", "region", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"), index=True)
@@ -137,6 +140,12 @@ class Escalation(Base):
     model: Mapped[str] = mapped_column(String(200))
     sms_segments: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
+    #: None on escalations recorded before analytics (revision 0005): read as `unknown`.
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    answer_mode: Mapped[str | None] = mapped_column(String(16))
+    #: The knowledge category of the first document cited (`none`: nothing was cited).
+    category: Mapped[str | None] = mapped_column(String(32))
+    question: Mapped[str | None] = mapped_column(Text)
 
 
 class NodeSync(Base):

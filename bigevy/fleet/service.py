@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bigevy import metrics
+from bigevy.analytics.questions import redacted
 from bigevy.config import FleetSpec, Settings
 from bigevy.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from bigevy.fleet import secrets
@@ -512,6 +513,12 @@ class FleetService:
         """An answered escalation, and (scope, key, body) of its reply for retries: both in
         one transaction, so a retry never finds one without the other."""
         now = self.clock()
+        question = fields.pop("question", None)
+        # An emergency's words are the most personal an SMS holds, and analytics needs only
+        # its kind.
+        emergency = fields.get("outcome") == "emergency" or fields.get("emergency_kind")
+        if question is not None and not emergency and self.spec.question_retention_s > 0:
+            fields["question"] = redacted(question)
         with self.sessions.begin() as session:
             session.add(Escalation(received_at=now, **fields))
             if reply is not None:
@@ -530,12 +537,21 @@ class FleetService:
             self._forget_past(session, self.clock())
 
     def _forget_past(self, session: Session, now: float) -> None:
-        """Escalations past `escalation_retention_s`, and replies kept for retries past
-        `idempotency_retention_s` (a retry comes within minutes; a day is plenty)."""
+        """Escalations past `escalation_retention_s`, their questions' text past
+        `question_retention_s`, and replies kept for retries past `idempotency_retention_s` (a
+        retry comes within minutes; a day is plenty)."""
         session.execute(
             delete(Escalation).where(
                 Escalation.received_at < now - self.spec.escalation_retention_s
             )
+        )
+        session.execute(
+            update(Escalation)
+            .where(
+                Escalation.received_at < now - self.spec.question_retention_s,
+                Escalation.question.is_not(None),
+            )
+            .values(question=None)
         )
         session.execute(
             delete(IdempotentReply).where(
@@ -582,6 +598,11 @@ def _observe(beat: HeartbeatIn, region: str) -> None:
     tags = {"region": region}
     metrics.HEARTBEATS.inc(tags=tags)
     metrics.NODE_OUTBOX.observe(beat.queue_depth, tags=tags)
+    # What nodes answered themselves from FAQ entries, of the SMS they took: FAQ offload.
+    if beat.sms_in:
+        metrics.NODE_SMS.inc(beat.sms_in, tags={**tags, "kind": "received"})
+    if beat.faq_answers:
+        metrics.NODE_SMS.inc(beat.faq_answers, tags={**tags, "kind": "faq_answered"})
     if beat.battery_percent is not None:
         metrics.NODE_BATTERY.observe(beat.battery_percent, tags=tags)
     if beat.free_storage_mb is not None:

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from bigevy.http.access import AuthenticateFirst
 from bigevy.http.admin import router as admin
 from bigevy.http.alerts import router as alerts
+from bigevy.http.analytics import router as analytics
 from bigevy.http.bodylimit import BodyLimit
 from bigevy.http.contributions import router as contributions
 from bigevy.http.embeddings import router as embeddings
@@ -36,6 +37,7 @@ ROUTERS = [
     alerts.router,
     contributions.router,
     faq.router,
+    analytics.router,
     admin.router,
     openai.router,
     embeddings.router,

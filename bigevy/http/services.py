@@ -14,6 +14,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from bigevy.alerts.service import AlertService
+from bigevy.analytics.service import Analytics
 from bigevy.answers.service import AnswerService
 from bigevy.connectors.state import SourceHealth
 from bigevy.fleet.contributions import ContributionQueue
@@ -81,6 +82,7 @@ class Services:
     review: ContributionReview
     gate: DeploymentGate
     readiness: Reading[Readiness]
+    analytics: Analytics
 
     @classmethod
     def build(
@@ -122,6 +124,7 @@ class Services:
             review=ContributionReview(queue, knowledge),
             gate=DeploymentGate(openai.deployments, settings.gateway.retry_after_s),
             readiness=Reading(openai.readiness, READINESS_TTL_S),
+            analytics=Analytics(fleet, embeddings.vectors),
         )
 
     @property

@@ -159,6 +159,13 @@ class FaqStore:
         rows.sort(key=lambda r: (-r["count"], -r["last_seen"], r["id"]))
         return [_group(r) for r in rows[:limit]]
 
+    def counts(self) -> dict[str, int]:
+        """`groups`, and of them `answered`: those holding an answer backed by its sources."""
+        return {
+            "groups": self.table.count_rows(),
+            "answered": self.table.count_rows("grounded = true AND answer != ''"),
+        }
+
     def entry(self, group_id: str) -> FaqGroup | None:
         where = f"id = {sql_literal(group_id)}"
         rows = self.table.search().where(where).select(COLUMNS).limit(1).to_list()

@@ -93,6 +93,9 @@ class KnowledgeService:
                     metrics.KNOWLEDGE.set(value, tags={"measure": measure})
                 for measure, value in (stats["answer_cache"] or {}).items():
                     metrics.ANSWER_CACHE.set(value, tags={"measure": measure})
+                if self.faq is not None:
+                    for measure, value in (await asyncio.to_thread(self.faq.counts)).items():
+                        metrics.FAQ.set(value, tags={"measure": measure})
             except Exception:
                 log.exception("reporting the knowledge base's sizes failed; trying again")
             await asyncio.sleep(every_s)
@@ -384,6 +387,7 @@ class KnowledgeService:
         if group is None:
             raise NotFound(f"no FAQ entry {group_id!r}", param="id")
         await asyncio.to_thread(self.store.delete, group.document_id)
+        metrics.FAQ_WITHDRAWALS.inc(tags={"reason": "operator"})
         return await self.faq_entry(group_id)
 
     async def approve_faq(self, group_id: str) -> dict[str, Any]:
@@ -446,6 +450,7 @@ class KnowledgeService:
         if self.faq is not None:
             for group in await asyncio.to_thread(self.faq.withdraw_citing, ids):
                 await asyncio.to_thread(self.store.delete, group.document_id)
+                metrics.FAQ_WITHDRAWALS.inc(tags={"reason": "source_changed"})
 
     async def search(
         self, query: str, mode: SearchMode, filters: SearchFilters, k: int

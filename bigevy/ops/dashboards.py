@@ -315,6 +315,9 @@ def _reports() -> list[Any]:
     battery = "ray_bigevy_node_battery_percent"
     storage = "ray_bigevy_node_free_storage_mb"
     outbox = "ray_bigevy_node_outbox_depth"
+    sms = "ray_bigevy_node_sms_total"
+    faq_answered = rate(sms, "region", 'kind="faq_answered"')
+    received = rate(sms, "region", 'kind="received"')
     # Ray writes bucket bounds as floats (le="20.0"); outbox's le="0.5" bucket is "empty".
     low_battery = rate(f"{battery}_bucket", "region", 'le="20.0"')
     empty_outbox = rate(f"{outbox}_bucket", "region", 'le="0.5"')
@@ -344,6 +347,13 @@ def _reports() -> list[Any]:
             "Share of each region's heartbeats with messages still waiting to go out.",
             "percentunit",
             (f"1 - {empty_outbox} / {rate(f'{outbox}_count', 'region')}", "{{region}}"),
+        ),
+        graph(
+            "SMS answered from FAQ on the nodes",
+            "Share of the SMS each region's nodes received that they answered from FAQ entries "
+            "bigEVY shipped them (as their heartbeats report).",
+            "percentunit",
+            (f"{faq_answered} / {received}", "{{region}}"),
         ),
     ]
 
@@ -501,6 +511,15 @@ def _knowledge_base() -> list[Any]:
             "Entries held by each knowledge replica's answer cache.",
             "none",
             ('sum(ray_bigevy_answer_cache{measure="entries"})', "entries"),
+        ),
+        graph(
+            "FAQ",
+            "Questions grouped by meaning (groups), those with an answer backed by its sources "
+            "(answered), and answers withdrawn per second: by an operator, or because a source "
+            "changed.",
+            "none",
+            ("max by (measure) (ray_bigevy_faq)", "{{measure}}"),
+            (rate("ray_bigevy_faq_withdrawals_total", "reason"), "withdrawn: {{reason}}"),
         ),
         graph(
             "Sources: failures in a row",

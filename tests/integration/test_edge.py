@@ -43,7 +43,7 @@ from lilevy.errors import (
 )
 from lilevy.knowledge import Applied, PackageRejected
 from lilevy.outbox import DeliveryReport, Outbox
-from lilevy.simulator import simulate
+from lilevy.simulator import Progress, simulate
 from lilevy.sync import sync_knowledge
 from packaging.requirements import Requirement
 from sqlalchemy import func, select
@@ -51,7 +51,8 @@ from sqlalchemy import func, select
 from bigevy.config import Settings
 from bigevy.fleet.models import Escalation, Heartbeat
 from bigevy.fleet.service import FleetService
-from tests.support.cluster import API, BIGEVY, REPO, ServeCluster
+from tests.support.cluster import API, BIGEVY, REPO, ServeCluster, free_port
+from tests.support.prometheus import sample
 
 LILEVY = REPO / "clients" / "lilevy"
 #: What a lilEVY node must never need: the server's own code and its heavy stack.
@@ -172,8 +173,8 @@ def test_lilevy_imports_with_nothing_but_its_dependencies(tmp_path: Path) -> Non
     assert not set(report["loaded"]) & HEAVY
 
 
-def test_lilevy_declares_only_httpx_zstandard_and_cryptography() -> None:
-    assert declared_dependencies() == {"httpx", "zstandard", "cryptography"}
+def test_lilevy_declares_only_httpx_zstandard_cryptography_and_prometheus_client() -> None:
+    assert declared_dependencies() == {"httpx", "zstandard", "cryptography", "prometheus-client"}
     installed = importlib.metadata.requires("lilevy") or []
     assert {_dist(Requirement(line).name) for line in installed} == declared_dependencies(), (
         "the installed lilevy is stale: pip install -e ./clients/lilevy"
@@ -414,6 +415,8 @@ def requests_lilevy_sends(work_dir: Path) -> list[tuple[str, str, dict[str, Any]
             full = HeartbeatStatus(
                 battery_percent=50.0,
                 power_source="solar",
+                sms_in=3,
+                faq_answers=2,
                 knowledge_revision=3,
                 free_storage_mb=9.5,
                 connectivity=["sms"],
@@ -605,8 +608,23 @@ def test_two_commands_enrol_a_node_that_shows_online(base_url: str, tmp_path: Pa
 def test_a_short_simulation_loses_no_acknowledged_heartbeat(
     base_url: str, fleet: FleetService
 ) -> None:
+    port, scraped = free_port(), []
+
+    def scrape(progress: Progress) -> None:
+        # Once the load is over: the fleet's metrics endpoint, while the run still serves it.
+        if progress.phase == "draining":
+            scraped.append(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+
     report = simulate(
-        base_url, API.key, 5, 10, heartbeat_interval_s=1.0, question_every_s=15.0, seed=7
+        base_url,
+        API.key,
+        5,
+        10,
+        heartbeat_interval_s=1.0,
+        question_every_s=15.0,
+        seed=7,
+        metrics_port=port,
+        on_progress=scrape,
     )
     assert report.nodes == 5 and report.kinds["enroll"].ok == 5
     assert report.server_errors == 0, report.responses
@@ -617,6 +635,12 @@ def test_a_short_simulation_loses_no_acknowledged_heartbeat(
     assert report.kinds["escalation"].ok == asked
     assert report.outbox_depth == 0 and report.dead_letters == 0
     assert report.heartbeats_per_s > 0 and report.kinds["heartbeat"].p(95) is not None
+    (text,) = scraped
+    assert sample(text, "lilevy_sms_received_total") > 0
+    sent = sample(text, "lilevy_heartbeats_total", outcome="sent")
+    assert 0 < sent <= report.acknowledged_heartbeats
+    answered = sample(text, "lilevy_escalations_total", outcome="answered")
+    assert answered <= report.kinds["escalation"].ok
 
 
 def test_a_request_still_being_answered_is_kept_for_later_not_given_up() -> None:

@@ -77,7 +77,13 @@ def traffic(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """What an hour of a small fleet does, in a few calls."""
     load_starter_pack(base_url)
     node = Node(base_url, tmp_path_factory.mktemp("nodes"), "metrics-node", "KE")
-    beat = {"battery_percent": 35, "free_storage_mb": 900, "queue_depth": 4}
+    beat = {
+        "battery_percent": 35,
+        "free_storage_mb": 900,
+        "queue_depth": 4,
+        "sms_in": 6,
+        "faq_answers": 2,
+    }
     for _ in range(3):
         reply = node.post(f"/v1/nodes/{node.id}/heartbeat", beat)
         assert reply.status_code == 200, reply.text
@@ -96,6 +102,11 @@ def traffic(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     modes = [a["answer_mode"] for a in answers[:4]]
     assert modes == ["extractive", "extractive", "none", "extractive"]
     assert answers[3]["timings"].get("cache_hit") == 1.0
+    # The questions' FAQ groups are counted after the replies; an operator takes one back.
+    wait_for(lambda: API.get(f"{base_url}/v1/faq").json()["data"], 60, "an FAQ group")
+    entry = API.get(f"{base_url}/v1/faq").json()["data"][0]
+    withdrawn = API.post(f"{base_url}/v1/faq/{entry['id']}/withdraw")
+    assert withdrawn.status_code == 200, withdrawn.text
     chat = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
     assert API.post(f"{base_url}/v1/chat/completions", json=chat, timeout=120).status_code == 200
     wrong_key = {"Authorization": "Bearer nope"}
@@ -183,6 +194,9 @@ def test_the_fleet_by_region_and_state(prometheus: Prometheus, traffic: dict[str
     within_5 = 'sum(ray_bigevy_node_outbox_depth_bucket{region="KE",le="5.0"})'
     assert seen(prometheus, within_5, 4) == 4  # every beat said 4 waiting
     assert prometheus.value('sum(ray_bigevy_node_outbox_depth_bucket{region="KE",le="1.0"})') == 0
+    sms = 'sum(ray_bigevy_node_sms_total{region="KE",kind="%s"})'
+    assert seen(prometheus, sms % "received", 24) == 24
+    assert seen(prometheus, sms % "faq_answered", 8) == 8
     # Every gateway replica counts the same nodes: max, not sum.
     assert seen(prometheus, 'max(ray_bigevy_nodes{state="online",region="KE"})') == 1
 
@@ -213,6 +227,9 @@ def test_the_knowledge_base_its_writes_and_the_answer_cache(
     assert seen(prometheus, 'max(ray_bigevy_knowledge{measure="chunks"})', 20) >= 20
     assert seen(prometheus, 'sum(ray_bigevy_document_writes_total{status="added"})', 20) >= 20
     assert seen(prometheus, 'max(ray_bigevy_answer_cache{measure="entries"})') >= 1
+    assert seen(prometheus, 'max(ray_bigevy_faq{measure="groups"})') >= 1
+    withdrawn = 'sum(ray_bigevy_faq_withdrawals_total{reason="operator"})'
+    assert seen(prometheus, withdrawn) == 1
 
 
 def test_sync_packages_and_lag(prometheus: Prometheus, traffic: dict[str, Any]) -> None:

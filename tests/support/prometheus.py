@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import free_port
 from tests.support.waiting import wait_for
@@ -81,3 +82,12 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value from a Prometheus text page; KeyError when it is not there."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    raise KeyError(f"{name}{labels}")

@@ -4,60 +4,22 @@ keys, enrolment, heartbeats and node state as time passes. No Ray needed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
 from bigevy.alerts.service import AlertService
-from bigevy.config import FleetSpec
 from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
-from bigevy.fleet.db import current_revision, head_revision, make_engine, upgrade
+from bigevy.fleet.db import make_engine, upgrade
 from bigevy.fleet.models import ApiKey, Escalation, Heartbeat, Node
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import FleetService
-from bigevy.fleet.signing import SigningKey
 from bigevy.http.alerts.protocol import AlertIn
 from bigevy.http.fleet.protocol import EnrollRequest, HeartbeatIn
+from tests.support.fleet import Clock, clock, enroll, fleet
 from tests.support.postgres import database_url
 
-FIXTURES = (database_url,)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fleet(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[FleetService]:
-    engine = make_engine(database_url)
-    assert current_revision(engine) is None
-    upgrade(engine)
-    assert current_revision(engine) == head_revision()
-    upgrade(engine)  # a second start changes nothing
-    yield FleetService(
-        engine,
-        FleetSpec(stale_after_s=180, offline_after_s=1800),
-        SigningKey.load_or_create(tmp_path / "signing.pem"),
-        clock=clock,
-    )
-    engine.dispose()
-
-
-def enroll(fleet: FleetService, **description: str) -> tuple[str, str]:
-    token = fleet.create_token(None, None, "", None).token
-    done = fleet.enroll(EnrollRequest(token=token, name="lil-1", **description))
-    return done.node_id, done.node_key
+FIXTURES = (database_url, clock, fleet)
 
 
 def count(fleet: FleetService, model: type) -> int:

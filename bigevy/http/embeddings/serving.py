@@ -49,6 +49,10 @@ class EmbeddingService:
             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
+    async def vectors(self, texts: list[str]) -> np.ndarray:
+        """`texts` embedded, in order (bigEVY's own use: analytics groups questions)."""
+        return (await self.client.embed(texts))[0]
+
 
 def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":  # what the openai client asks for by default

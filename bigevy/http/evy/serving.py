@@ -55,6 +55,10 @@ class Escalations:
                 model=answer.model,
                 sms_segments=answer.sms_segments,
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                outcome=outcome(answer),
+                answer_mode=answer.answer_mode,
+                category=category(answer),
+                question=query.message,
             )
         except BaseException:
             # Unanswered or unrecorded: the key is free again, so a retry is answered afresh.
@@ -92,6 +96,14 @@ def outcome(answer: EvyAnswer) -> str:
     if answer.emergency_numbers:
         return "number"
     return "answered"
+
+
+def category(answer: EvyAnswer) -> str:
+    """The knowledge category the answer came from: its first citation's (`none` when it
+    cites nothing)."""
+    if answer.triage.emergency:
+        return "emergency"
+    return next((c.category for c in answer.citations if c.category), "none")
 
 
 def _count(answer: EvyAnswer, region: str | None, language: str) -> None:

@@ -102,6 +102,9 @@ class HeartbeatIn(BaseModel):
     uptime_s: float = Field(0, ge=0)
     sms_in: int = Field(0, ge=0, description="SMS received since the last heartbeat.")
     sms_out: int = Field(0, ge=0, description="SMS sent since the last heartbeat.")
+    faq_answers: int = Field(
+        0, ge=0, description="SMS the node answered from its FAQ entries since the last one."
+    )
     queue_depth: int = Field(0, ge=0)
     model_version: str = Field("", max_length=200)
     knowledge_revision: int | None = Field(None, ge=0)

@@ -143,6 +143,7 @@ class Citation(BaseModel):
     title: str
     source: str
     url: str
+    category: str = Field("", description="The document's knowledge category.")
 
 
 class SearchHit(BaseModel):

@@ -123,7 +123,11 @@ class KnowledgeGateway:
                     similarity=h.similarity,
                     category=h.category,
                     citation=Citation(
-                        document_id=h.document_id, title=h.title, source=h.source, url=h.url
+                        document_id=h.document_id,
+                        title=h.title,
+                        source=h.source,
+                        url=h.url,
+                        category=h.category,
                     ),
                 )
                 for h in hits

@@ -97,16 +97,27 @@ async def take(
 ) -> dict[str, Any] | None:
     """Verify and keep one alert, show it (`on_alert`, if new to us), then acknowledge its
     version (a repeat too: the earlier ack may have been lost). A forgery is neither kept
-    nor acknowledged."""
-    alert = store.receive(signed)
-    if alert is not None and on_alert is not None:
-        on_alert(alert)  # people first, the bookkeeping after
+    nor acknowledged. Counted in the client's `metrics`, if it has any."""
+    metrics = client.metrics
+    try:
+        alert = store.receive(signed)
+    except PackageRejected:
+        if metrics is not None:
+            metrics.alert("rejected")
+        raise
+    if alert is not None:
+        if metrics is not None:
+            metrics.alert("received")
+        if on_alert is not None:
+            on_alert(alert)  # people first, the bookkeeping after
     await client.request(
         "POST",
         f"/v1/alerts/{signed['alert_id']}/ack",
         json={"version": signed["version"]},
         kind="alert",
     )
+    if metrics is not None:
+        metrics.alert("acknowledged")
     return alert
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -34,6 +34,9 @@ from lilevy.errors import (
     error_from_response,
 )
 from lilevy.outbox import DeliveryReport, Outbox
+
+if TYPE_CHECKING:
+    from lilevy.metrics import NodeMetrics
 
 ESCALATE_PATH = "/v1/evy/query"
 _T = TypeVar("_T")
@@ -81,6 +84,8 @@ class HeartbeatStatus:
     uptime_s: float = 0.0
     sms_in: int = 0
     sms_out: int = 0
+    #: Of `sms_in`, those the node answered from its FAQ entries (never escalated).
+    faq_answers: int = 0
     queue_depth: int = 0
     model_version: str = ""
     knowledge_revision: int | None = None
@@ -169,7 +174,9 @@ class EdgeClient:
 
     `http`: a shared `httpx.AsyncClient` (the simulator runs hundreds of nodes on one); it
     is not closed by this client. `outbox`: an `Outbox` or the path of its SQLite file.
-    `on_attempt`: called after every HTTP try, e.g. to count statuses.
+    `on_attempt`: called after every HTTP try, e.g. to count statuses. `metrics`: where
+    heartbeats, escalations, outbox deliveries, syncs and alerts are counted (shared by all
+    the clients of a simulated fleet).
     """
 
     def __init__(
@@ -185,6 +192,7 @@ class EdgeClient:
         escalate_timeout: float = 300.0,
         on_attempt: Callable[[Attempt], None] | None = None,
         rng: random.Random | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
@@ -198,6 +206,7 @@ class EdgeClient:
         self.escalate_timeout = escalate_timeout
         self.on_attempt = on_attempt
         self.rng = rng or random.Random()
+        self.metrics = metrics
         self._flushing = asyncio.Lock()
 
     async def __aenter__(self) -> EdgeClient:
@@ -255,6 +264,7 @@ class EdgeClient:
             )
         except EdgeError as exc:
             return self._queue_or_raise(exc, queue_if_offline, "heartbeat", path, body, key)
+        self._count("heartbeat", "sent")
         return HeartbeatReply.from_json(reply.body)
 
     async def escalate(
@@ -279,6 +289,7 @@ class EdgeClient:
         if region is not None:
             body["region"] = region
         key = idempotency_key or str(uuid.uuid4())
+        started = time.perf_counter()
         try:
             reply = await self.request(
                 "POST", ESCALATE_PATH, json=body, idempotency_key=key, kind="escalation"
@@ -287,6 +298,7 @@ class EdgeClient:
             return self._queue_or_raise(
                 exc, queue_if_offline, "escalation", ESCALATE_PATH, body, key
             )
+        self._count("escalation", "answered", time.perf_counter() - started)
         return dict(reply.body)
 
     async def node(self, history: int = 20) -> dict[str, Any]:
@@ -302,7 +314,10 @@ class EdgeClient:
         if self.outbox is None:
             raise ValueError("this client has no outbox")
         async with self._flushing:
-            return await self.outbox.deliver(self)
+            report = await self.outbox.deliver(self)
+        if self.metrics is not None:
+            self.metrics.delivered(report)
+        return report
 
     # -- the transport ------------------------------------------------------------------------
 
@@ -373,7 +388,7 @@ class EdgeClient:
         self,
         exc: EdgeError,
         queue_if_offline: bool,
-        kind: str,
+        kind: Literal["heartbeat", "escalation"],
         path: str,
         body: dict[str, Any],
         key: str,
@@ -381,8 +396,24 @@ class EdgeClient:
         """Keep a call bigEVY could not take now (same key: a try that did land is not
         stored twice); anything bigEVY refused is raised."""
         if not (queue_if_offline and exc.transient and self.outbox is not None):
+            self._count(kind, "failed")
             raise exc
-        return Queued(self.outbox.put(kind, path, body, idempotency_key=key), kind, exc)
+        queued = Queued(self.outbox.put(kind, path, body, idempotency_key=key), kind, exc)
+        self._count(kind, "queued")
+        return queued
+
+    def _count(
+        self,
+        kind: Literal["heartbeat", "escalation"],
+        outcome: Literal["sent", "answered", "queued", "failed"],
+        seconds: float | None = None,
+    ) -> None:
+        if self.metrics is None:
+            return
+        if kind == "heartbeat":
+            self.metrics.heartbeat(outcome)  # type: ignore[arg-type]
+        else:
+            self.metrics.escalation(outcome, seconds)  # type: ignore[arg-type]
 
     def _require_node(self, queue_if_offline: bool = False) -> str:
         if not self.node_id or not self.key:

@@ -6,7 +6,8 @@ questions from `questions.txt` as a Poisson process (exponential gaps around
 `question_every_s`), open loop: a slow answer does not slow the questions down, as real SMS
 users do not wait for each other. Everything runs on one event loop and one shared
 `httpx.AsyncClient`; every node has its own outbox (calls bigEVY could not take are queued
-there and delivered after the next acknowledged heartbeat).
+there and delivered after the next acknowledged heartbeat). With a metrics port, the fleet's
+`lilevy.metrics` (added up over the nodes) are served for Prometheus while it runs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from lilevy.client import (
 )
 from lilevy.errors import EdgeError
 from lilevy.knowledge import EdgeKnowledge, PackageRejected
+from lilevy.metrics import MetricsServer, NodeMetrics
 from lilevy.outbox import DeliveryReport, Outbox
 from lilevy.sync import sync_knowledge
 
@@ -209,15 +211,20 @@ class _Node:
         self.revision = 0
         self.asked = 0  # questions since the last heartbeat
         self.answered_segments = 0
+        self.faq_answered = 0  # of `asked`, those answered from an FAQ entry
         self.flushing: asyncio.Task[None] | None = None
 
     def status(self) -> HeartbeatStatus:
         drift = {"solar": 0.4, "mains": 1.0, "battery": -0.6}[self.power]
         self.battery = min(100.0, max(3.0, self.battery + drift + self.rng.gauss(0, 0.8)))
         self.free_mb = max(50.0, self.free_mb - self.rng.uniform(0, 2))
-        local = self.rng.randint(0, 3)  # questions the node answered itself
+        local = self.rng.randint(0, 3)  # questions the node answered with its own model
+        if self.client.metrics is not None:
+            self.client.metrics.sms_received(local)
+            self.client.metrics.answered_locally("model", local)
         sms_in, sms_out = local + self.asked, local + self.answered_segments
-        self.asked = self.answered_segments = 0
+        faq_answers = self.faq_answered
+        self.asked = self.answered_segments = self.faq_answered = 0
         depth = self.client.outbox.depth() if self.client.outbox else 0
         return HeartbeatStatus(
             battery_percent=round(self.battery, 1),
@@ -225,6 +232,7 @@ class _Node:
             uptime_s=round(self.boot_uptime + time.monotonic() - self.started, 1),
             sms_in=sms_in,
             sms_out=sms_out,
+            faq_answers=faq_answers,
             queue_depth=depth,
             model_version="smollm2-135m-q4",
             knowledge_revision=self.revision,
@@ -308,6 +316,7 @@ class _Simulation:
     cut_probability: float
     restart_probability: float
     zipf: float
+    metrics_port: int | None = None
     weights: list[float] = field(init=False)
     stats: _Stats = field(init=False, default_factory=_Stats)
     fleet: list[_Node] = field(init=False, default_factory=list)
@@ -317,9 +326,18 @@ class _Simulation:
     enrolled: int = field(init=False, default=0)  # attempts done, for the progress callback
     box_dir: Path = field(init=False)
     http: httpx.AsyncClient = field(init=False)
+    #: With `metrics_port`: every node's client counts into these, one fleet-wide set.
+    metrics: NodeMetrics | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.weights = [1.0 / (rank + 1) ** self.zipf for rank in range(len(self.pool))]
+        if self.metrics_port is not None:
+            self.metrics = NodeMetrics()
+            self.metrics.watch_outbox(self._outbox_depth)
+
+    def _outbox_depth(self) -> int:
+        """Every node's outbox, added up (read from the metrics server's thread)."""
+        return sum(n.client.outbox.depth() for n in list(self.fleet) if n.client.outbox)
 
     async def run(self) -> SimulationReport:
         """Enrol, load, drain and report; the node stores, the HTTP client and a directory
@@ -332,12 +350,17 @@ class _Simulation:
         connections = 2 * self.nodes + 16
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self.http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=120.0))
+        server: MetricsServer | None = None
         try:
+            if self.metrics is not None and self.metrics_port is not None:
+                server = self.metrics.serve(self.metrics_port)
             self.fleet = await self._enroll_fleet()
             elapsed = await self._load()
             await self._drain()
             return await self._report(elapsed)
         finally:
+            if server is not None:
+                server.close()  # before the outboxes it reads are closed
             for node in self.fleet:
                 if node.client.outbox:
                     node.client.outbox.close()
@@ -367,6 +390,7 @@ class _Simulation:
                 retry=self.retry,
                 on_attempt=self.stats.attempt,
                 rng=random.Random(self.rng.random()),
+                metrics=self.metrics,
             )
             try:
                 token = await admin.request(
@@ -488,10 +512,15 @@ class _Simulation:
 
     async def _ask(self, node: _Node, message: str) -> None:
         node.asked += 1
+        if self.metrics is not None:
+            self.metrics.sms_received()
         minute = int((time.monotonic() - self.started_at) // 60)
         if node.knowledge is not None and node.knowledge.faq_answer(message):
             self.stats.asked(minute, locally=True)
             node.answered_segments += 1
+            node.faq_answered += 1
+            if self.metrics is not None:
+                self.metrics.answered_locally("faq")
             return
         self.stats.asked(minute, locally=False)
         started = time.perf_counter()
@@ -594,6 +623,7 @@ async def simulate_async(
     cut_probability: float = 0.0,
     restart_probability: float = 0.0,
     zipf: float = 0.0,
+    metrics_port: int | None = None,
 ) -> SimulationReport:
     """Enrol `nodes` nodes, run them for `duration_s`, then let in-flight calls finish (up to
     `drain_s`) and deliver the outboxes once more.
@@ -606,6 +636,8 @@ async def simulate_async(
     node syncs once more and its store is compared with a full snapshot built for it then.
     `zipf`: questions are drawn with weight 1/rank**zipf (0: uniformly), and reworded a
     little each time (case, punctuation, a greeting), as people ask the same thing.
+    `metrics_port`: serve the fleet's `lilevy.metrics`, added up over the nodes, at
+    http://127.0.0.1:PORT/metrics from before enrolment until the run ends.
     """
     pool = list(questions) if questions is not None else load_questions()
     if not pool:
@@ -628,6 +660,7 @@ async def simulate_async(
         cut_probability=cut_probability,
         restart_probability=restart_probability,
         zipf=zipf,
+        metrics_port=metrics_port,
     )
     return await simulation.run()
 

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +18,9 @@ import httpx
 from lilevy.client import EdgeClient
 from lilevy.errors import EdgeError, error_from_exception, error_from_response
 from lilevy.knowledge import Applied, EdgeKnowledge, PackageRejected
+
+if TYPE_CHECKING:
+    from lilevy.metrics import SyncFailure
 
 CHUNK = 64 * 1024
 
@@ -61,6 +65,9 @@ async def download(
                     fetched += len(chunk)
     except httpx.TransportError as exc:
         raise error_from_exception(exc) from exc
+    finally:
+        if client.metrics is not None:
+            client.metrics.downloaded(fetched)  # a cut download's bytes crossed the uplink too
     return fetched
 
 
@@ -73,7 +80,38 @@ async def sync_knowledge(
     max_bytes: int | None = None,
 ) -> SyncResult:
     """One round of sync. Raises `PackageRejected` (after telling bigEVY) for a bad package,
-    `EdgeError` when bigEVY cannot be reached or refuses; `max_bytes` simulates a cut."""
+    `EdgeError` when bigEVY cannot be reached or refuses; `max_bytes` simulates a cut. Counted
+    in the client's `metrics`, if it has any."""
+    metrics = client.metrics
+    try:
+        result = await _sync_once(client, store, work_dir, full, max_bytes)
+    except PackageRejected:
+        if metrics is not None:
+            metrics.sync_failed("rejected")
+        raise
+    except EdgeError as exc:
+        if metrics is not None:
+            metrics.sync_failed(_failure(exc))
+        raise
+    if metrics is not None and result.applied is not None:
+        metrics.package_applied()
+    return result
+
+
+def _failure(exc: EdgeError) -> SyncFailure:
+    """Why a sync did not finish, as the metrics count it."""
+    if exc.code == "download_incomplete":
+        return "incomplete"
+    if exc.transient:
+        return "unavailable"
+    if exc.status is None:  # the node refused what bigEVY sent (a bad package id or URL)
+        return "rejected"
+    return "refused"
+
+
+async def _sync_once(
+    client: EdgeClient, store: EdgeKnowledge, work_dir: Path, full: bool, max_bytes: int | None
+) -> SyncResult:
     work_dir.mkdir(parents=True, exist_ok=True)
     reply = await client.request(
         "GET", "/v1/sync/manifest", params={"full": str(full).lower()}, kind="sync"
