@@ -174,3 +174,18 @@ def test_the_cli_prints_the_summary_and_draws_its_charts(
 
     refused = bigevy("alerts", "--period", "1y")
     assert refused.returncode == 1 and "unknown period" in refused.stdout
+
+
+def test_an_escalation_naming_an_overlong_region_is_refused_and_recorded_nowhere(
+    base_url: str, traffic: dict[str, Any]
+) -> None:
+    node = traffic["kisumu"]
+    reply = httpx.post(
+        f"{base_url}/v1/evy/query",
+        json={"node_id": node["node_id"], "message": "how do i treat a burn", "region": "x" * 101},
+        headers={"Authorization": f"Bearer {node['node_key']}"},
+        timeout=60,
+    )
+    assert reply.status_code == 422 and reply.json()["error"]["param"] == "region", reply.text
+    escalations = API.get(f"{base_url}/v1/analytics/escalations", params={"period": "1d"})
+    assert escalations.status_code == 200 and escalations.json()["total"] == 6

@@ -91,6 +91,7 @@ def test_add_search_resend_update_delete(base_url: str) -> None:
         "title": "Boil Water",
         "source": "government",
         "url": "https://example.org/water",
+        "category": "emergency",
     }
 
     again = API.post(f"{base_url}/v1/knowledge/documents", json=water, timeout=60)

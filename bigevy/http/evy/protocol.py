@@ -21,6 +21,7 @@ class EvyQuery(BaseModel):
     language: str = Field("en", min_length=2, max_length=16)
     region: str | None = Field(
         None,
+        max_length=100,  # as a node's region: the escalation's record keeps it
         description=(
             "Where the asker is: knowledge of this region, of a place the message names and "
             "global knowledge answer; never another region's. Default: the node's enrolled "
