@@ -484,14 +484,7 @@ def _cited(hits: Iterable[Hit]) -> list[Citation]:
     """Each cited document once, in order."""
     first: dict[str, Citation] = {}
     for h in hits:
-        citation = Citation(
-            document_id=h.document_id,
-            title=h.title,
-            source=h.source,
-            url=h.url,
-            category=h.category,
-        )
-        first.setdefault(h.document_id, citation)
+        first.setdefault(h.document_id, Citation.of(h))
     return list(first.values())
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from bigevy.knowledge.records import Hit
 from bigevy.knowledge.taxonomy import Category, Source
 
 
@@ -144,6 +145,17 @@ class Citation(BaseModel):
     source: str
     url: str
     category: str = Field("", description="The document's knowledge category.")
+
+    @classmethod
+    def of(cls, hit: Hit) -> Citation:
+        """The document a search hit came from."""
+        return cls(
+            document_id=hit.document_id,
+            title=hit.title,
+            source=hit.source,
+            url=hit.url,
+            category=hit.category,
+        )
 
 
 class SearchHit(BaseModel):

@@ -122,13 +122,7 @@ class KnowledgeGateway:
                     score=h.score,
                     similarity=h.similarity,
                     category=h.category,
-                    citation=Citation(
-                        document_id=h.document_id,
-                        title=h.title,
-                        source=h.source,
-                        url=h.url,
-                        category=h.category,
-                    ),
+                    citation=Citation.of(h),
                 )
                 for h in hits
             ],
