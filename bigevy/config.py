@@ -320,6 +320,9 @@ class FleetSpec(_Strict):
         86400, ge=3600, description="Replies kept for a retried Idempotency-Key."
     )
     enrollment_token_ttl_s: int = Field(86400, ge=60, description="Default token lifetime.")
+    console_session_s: float = Field(
+        8 * 3600, ge=60, description="A console sign-in lasts this long (a working shift)."
+    )
     rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
     max_body_bytes: int = Field(
         32 * 2**20, ge=1024, description="Larger request bodies are refused with 413."
@@ -377,6 +380,12 @@ class GatewaySpec(_Strict):
     same_loop: bool = Field(True, description="As `DeploymentSpec.same_loop`.")
     retry_after_s: int = Field(
         2, ge=1, description="Retry-After sent with 503 when a model is busy or loading."
+    )
+    prometheus_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="The Prometheus that scrapes this cluster (http://host:9090): the console's "
+        "overview shows the gateway's error replies from it.",
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bigevy import metrics
+from bigevy.alerts.sms import alert_sms
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from bigevy.fleet.models import OPERATOR_ORIGIN, Alert, AlertDelivery, Node
 from bigevy.fleet.service import FleetService
@@ -155,6 +156,7 @@ class AlertService:
             "status": status,
             **{k: content[k] for k in _CONTENT},
         }
+        document["sms"] = alert_sms(content).text
         signed = Signed.of(document, self.fleet.signing)
         alert.version, alert.status = version, status
         alert.event, alert.severity, alert.urgency = (
@@ -238,11 +240,13 @@ class AlertService:
             deliveries=deliveries if detail else None,
         )
 
+    def reach(self, regions: list[str]) -> int:
+        """How many enrolled nodes an alert to `regions` would reach now."""
+        with self.sessions() as session:
+            return len(_nodes_in(session, regions))
+
     def _nodes_reached(self, session: Session, alert: Alert) -> list[tuple[str, str]]:
-        query = select(Node.id, Node.region).where(Node.revoked_at.is_(None)).order_by(Node.id)
-        if "global" not in alert.regions:
-            query = query.where(Node.region.in_(alert.regions))
-        return [(node_id, region) for node_id, region in session.execute(query)]
+        return _nodes_in(session, alert.regions)
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -374,6 +378,13 @@ class AlertService:
         if alert is None:
             raise NotFound(f"no alert {alert_id!r}", param="alert_id")
         return alert
+
+
+def _nodes_in(session: Session, regions: list[str]) -> list[tuple[str, str]]:
+    query = select(Node.id, Node.region).where(Node.revoked_at.is_(None)).order_by(Node.id)
+    if "global" not in regions:
+        query = query.where(Node.region.in_(regions))
+    return [(node_id, region) for node_id, region in session.execute(query)]
 
 
 def _delivery(

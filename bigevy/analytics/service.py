@@ -144,6 +144,26 @@ class Analytics:
         p = await self._resolve(period, region)
         return await self._read(lambda s: self._escalations(s, p, region))  # type: ignore[return-value]
 
+    async def node_escalations(self, node_id: str, period: str) -> EscalationReport:
+        """One node's escalations: counts only (the console's node page)."""
+        p = self.period(period)
+        return await self._read(lambda s: self._escalations(s, p, None, node_id))  # type: ignore[return-value]
+
+    async def node_questions(self, node_id: str, limit: int) -> list[tuple[float, str, str]]:
+        """A node's most recent kept questions (redacted, as stored), with their outcomes:
+        shown only when an operator asks to see them."""
+
+        def read(session: Session) -> list[tuple[float, str, str]]:
+            rows = session.execute(
+                select(Escalation.received_at, Escalation.question, Escalation.outcome)
+                .where(Escalation.node_id == node_id, Escalation.question.is_not(None))
+                .order_by(Escalation.received_at.desc())
+                .limit(limit)
+            )
+            return [(at, question, outcome or "unknown") for at, question, outcome in rows]
+
+        return await self._read(read)  # type: ignore[return-value]
+
     async def questions(
         self, period: str, region: str | None, unanswered_only: bool, limit: int
     ) -> QuestionReport:
@@ -187,8 +207,12 @@ class Analytics:
 
     # -- the queries -----------------------------------------------------------------------
 
-    def _escalations(self, session: Session, p: Period, region: str | None) -> EscalationReport:
+    def _escalations(
+        self, session: Session, p: Period, region: str | None, node_id: str | None = None
+    ) -> EscalationReport:
         where = _in(p, region)
+        if node_id is not None:
+            where.append(Escalation.node_id == node_id)
         day = utc_day(Escalation.received_at)
         # Grouped by the columns themselves: PostgreSQL does not see two COALESCEs with
         # parameters as the same expression.

@@ -60,7 +60,7 @@ def _finish(
         for section, report in sections:
             SHOW[section](report)
     if plot is not None:
-        from bigevy.cli.charts import draw  # matplotlib loads only when charts are asked for
+        from bigevy.analytics.charts import draw  # matplotlib loads only when charts are asked for
 
         for section, report in sections:
             for path in draw(section, report, plot, suffix):

@@ -32,10 +32,13 @@ def review_accept(
     contribution_id: str,
     reason: Annotated[str, typer.Option(help="Note for the record.")] = "",
     region: Annotated[str | None, typer.Option(help="Default: the node's region.")] = None,
+    title: Annotated[str | None, typer.Option(help="Accept it with this title.")] = None,
+    text: Annotated[str | None, typer.Option(help="Accept it with this text.")] = None,
     url: UrlOption = None,
 ) -> None:
-    """Put a contribution into the knowledge base (searchable, and synced to nodes)."""
-    body = {"reason": reason, "region": region}
+    """Put a contribution into the knowledge base (searchable, and synced to nodes), as the
+    node wrote it or edited (`--title`, `--text`)."""
+    body = {"reason": reason, "region": region, "title": title, "text": text}
     done = Client(url).post(f"/v1/contributions/{contribution_id}/accept", json=body)
     console.print(f"accepted as document {done['document_id']}", markup=False)
 

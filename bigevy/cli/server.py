@@ -90,6 +90,7 @@ def _print_welcome(settings: Settings, base: str, first_key: str | None) -> None
     auth = f'-H "Authorization: Bearer $(cat {key_file})"'
     console.print(
         f"\n[bold green]bigEVY is up[/bold green] at {base}  (data dir: {settings.data_dir})\n"
+        f"  console:  {base}/console  (sign in with an admin, operator or reader key)\n"
         f"  OpenAI API:  {base}/v1   schema: {base}/openapi.json   status: bigevy status\n"
         f'  try:  bigevy chat "How do I purify water?"\n'
         f"        curl {base}/v1/chat/completions {auth} \\\n"

@@ -284,3 +284,16 @@ class Contribution(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(500), default="")
     document_id: Mapped[str | None] = mapped_column(String(256))
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser: its cookie reads `bevysession_<id>_<secret>`, only the
+    secret's hash is kept. It acts with its API key's role, and ends with the key."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

@@ -3,7 +3,9 @@ authenticator says who the caller is.
 
 `KeyAuthenticator` checks API keys (`Authorization: Bearer <key>`, as OpenAI clients send
 them) against the fleet database, in `AuthenticateFirst` before any body is read. Only
-`/healthz`, `/readyz` and enrolment (its token is in the body) go without.
+`/healthz`, `/readyz` and enrolment (its token is in the body) go without. The console's
+pages (`/console`) are for people: a session cookie stands for the key
+(`bigevy/http/console/guard.py`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any, Protocol
 from fastapi import Depends, Request
 
 from bigevy.errors import BigEvyError, Forbidden, RateLimited, Unauthorized
+from bigevy.fleet.console import ConsoleSessions
 from bigevy.fleet.roles import ADMINS, ANY_ROLE, OPERATORS, Caller, Role
 from bigevy.fleet.service import FleetService
 from bigevy.http.bodylimit import ASGIApp, Receive, Scope, Send, limited
+from bigevy.http.console.guard import ConsoleGate, is_console
 from bigevy.http.errors import error_response
 from bigevy.http.ratelimit import TokenBuckets
 
@@ -76,6 +80,16 @@ class KeyAuthenticator:
         """`address` presented an invalid enrolment token."""
         self.buckets.take(address, FAILED_AUTH)
 
+    def counting_failures(self, send: Send, address: str) -> Send:
+        """`send`, counting a 401 reply (a wrong token or key in the body) against `address`."""
+
+        async def watching(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.failed(address)
+            await send(message)
+
+        return watching
+
     async def authenticate(self, request: Request, roles: frozenset[Role]) -> Caller:
         caller: Caller | None = getattr(request.state, "caller", None)
         if caller is None:  # not through `AuthenticateFirst` (an app without it)
@@ -105,9 +119,12 @@ class AuthenticateFirst:
     expects. Enrolment, the one route a caller without a key may use, is limited per client
     address and takes a small body; `/healthz` and `/readyz` take none."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, console: ConsoleSessions | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.console = ConsoleGate(app, console, authenticator) if console else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -118,6 +135,9 @@ class AuthenticateFirst:
             await self.app(scope, receive, send)  # another authenticator checks per route
             return
         address = (scope.get("client") or ("",))[0]
+        if self.console is not None and is_console(path):
+            await self.console(scope, receive, send, address)  # a session cookie, not a key
+            return
         try:
             if path == ENROL_PATH:
                 self.authenticator.may_try(address)
@@ -135,14 +155,8 @@ class AuthenticateFirst:
     async def _enrol(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
         """Enrolment, with a small body; an invalid token counts against the address."""
         assert isinstance(self.authenticator, KeyAuthenticator)
-        authenticator = self.authenticator
-
-        async def watching(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                authenticator.failed(address)
-            await send(message)
-
-        await limited(self.app, ANONYMOUS_BODY_BYTES)(scope, receive, watching)
+        counted = self.authenticator.counting_failures(send, address)
+        await limited(self.app, ANONYMOUS_BODY_BYTES)(scope, receive, counted)
 
 
 def allow(roles: frozenset[Role]) -> Any:

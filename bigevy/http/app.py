@@ -1,7 +1,8 @@
 """The gateway's FastAPI app: the middleware, the one error mapping, and every router.
 
 The routes live beside their wire models, one folder per endpoint family
-(`bigevy/http/<family>/router.py` and `protocol.py`); what they call is `Services`.
+(`bigevy/http/<family>/router.py` and `protocol.py`); what they call is `Services`. The
+operator's console (`bigevy/http/console/`) is pages over the same services.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from bigevy.http.access import AuthenticateFirst
 from bigevy.http.admin import router as admin
 from bigevy.http.alerts import router as alerts
 from bigevy.http.analytics import router as analytics
 from bigevy.http.bodylimit import BodyLimit
+from bigevy.http.console import alerts as console_alerts
+from bigevy.http.console import fleet as console_fleet
+from bigevy.http.console import knowledge as console_knowledge
+from bigevy.http.console import review as console_review
+from bigevy.http.console import router as console
+from bigevy.http.console.guard import STATIC
+from bigevy.http.console.pages import HERE as CONSOLE_FILES
 from bigevy.http.contributions import router as contributions
 from bigevy.http.embeddings import router as embeddings
 from bigevy.http.errors import install_error_handlers
@@ -32,6 +41,12 @@ from bigevy.http.services import Services
 from bigevy.http.sync import router as sync
 
 ROUTERS = [
+    console.entry,
+    console.router,
+    console_fleet.router,
+    console_alerts.router,
+    console_knowledge.router,
+    console_review.router,
     fleet.router,
     sync.router,
     alerts.router,
@@ -76,10 +91,13 @@ def create_app(services: Services) -> FastAPI:
         BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
     )
     # Added last, so it runs first: no body is read for a caller without a valid key.
-    app.add_middleware(AuthenticateFirst, authenticator=services.authenticator)
+    app.add_middleware(
+        AuthenticateFirst, authenticator=services.authenticator, console=services.console
+    )
     for router in ROUTERS:
         document_roles(router)
         app.include_router(router)
+    app.mount(STATIC.rstrip("/"), StaticFiles(directory=CONSOLE_FILES / "static"), "console")
     return app
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigevy import metrics
 from bigevy.errors import BigEvyError, NotFound, ValidationFailed
+from bigevy.http.console.pages import error_page, is_console
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 def error_response(error: BigEvyError) -> JSONResponse:
     """The reply for `error`; every one is counted (status and code) where it is written."""
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=_counted(error))
+
+
+def error_page_response(error: BigEvyError) -> Response:
+    """`error` as a console page (the same status, message and Retry-After), counted too."""
+    return error_page(error, _counted(error))
+
+
+def _counted(error: BigEvyError) -> dict[str, str]:
+    """Counts `error`; the headers its reply carries."""
     headers = {}
     status = str(error.status_code)
     metrics.REFUSALS.inc(tags={"status": status, "code": error.code or "none"})
@@ -55,7 +66,7 @@ def error_response(error: BigEvyError) -> JSONResponse:
         wait = max(1, round(error.retry_after))
         headers["Retry-After"] = str(wait)
         metrics.RETRY_AFTER.observe(wait, tags={"status": status})
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
+    return headers
 
 
 def invalid_body(exc: RequestValidationError) -> ValidationFailed:
@@ -83,22 +94,29 @@ def http_error(exc: StarletteHTTPException) -> BigEvyError:
     return error
 
 
+def reply(request: Request, error: BigEvyError) -> Response:
+    """`error` as the caller reads it: JSON for the API, a page for the console's people."""
+    if is_console(request.url.path):
+        return error_page_response(error)
+    return error_response(error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(invalid_body(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return reply(request, invalid_body(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(http_error(exc))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return reply(request, http_error(exc))
 
     @app.exception_handler(BigEvyError)
-    async def _ours(_: Request, exc: BigEvyError) -> JSONResponse:
-        return error_response(exc)
+    async def _ours(request: Request, exc: BigEvyError) -> Response:
+        return reply(request, exc)
 
     @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
-        return error_response(
-            BigEvyError("internal error; see the server log", code="internal_error")
+        return reply(
+            request, BigEvyError("internal error; see the server log", code="internal_error")
         )

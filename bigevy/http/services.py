@@ -17,6 +17,7 @@ from bigevy.alerts.service import AlertService
 from bigevy.analytics.service import Analytics
 from bigevy.answers.service import AnswerService
 from bigevy.connectors.state import SourceHealth
+from bigevy.fleet.console import ConsoleSessions
 from bigevy.fleet.contributions import ContributionQueue
 from bigevy.fleet.service import FleetService
 from bigevy.http.access import Authenticator, KeyAuthenticator
@@ -40,6 +41,7 @@ from bigevy.http.sync.protocol import (
     SyncErrorIn,
     SyncState,
 )
+from bigevy.ops.prometheus import PrometheusReader
 
 #: How long a /readyz reading serves (anyone may ask; each reading costs a Serve round trip).
 READINESS_TTL_S = 2.0
@@ -83,6 +85,8 @@ class Services:
     gate: DeploymentGate
     readiness: Reading[Readiness]
     analytics: Analytics
+    console: ConsoleSessions
+    prometheus: PrometheusReader
 
     @classmethod
     def build(
@@ -125,6 +129,8 @@ class Services:
             gate=DeploymentGate(openai.deployments, settings.gateway.retry_after_s),
             readiness=Reading(openai.readiness, READINESS_TTL_S),
             analytics=Analytics(fleet, embeddings.vectors),
+            console=ConsoleSessions(fleet),
+            prometheus=PrometheusReader(settings.gateway.prometheus_url),
         )
 
     @property

@@ -74,3 +74,9 @@ class Review(BaseModel):
     region: str | None = Field(
         None, max_length=100, description="Of the accepted document; default the node's."
     )
+    title: NonBlank | None = Field(
+        None, max_length=500, description="Accept with this title (a reviewer's edit)."
+    )
+    text: NonBlank | None = Field(
+        None, max_length=20_000, description="Accept with this text (a reviewer's edit)."
+    )

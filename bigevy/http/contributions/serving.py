@@ -25,8 +25,8 @@ class ContributionReview:
         document_id = f"contributed/{item.node_id}/{item.id}"
         language = item.metadata.get("language")
         body = DocumentReplace(
-            title=item.title,
-            text=item.text,
+            title=review.title or item.title,
+            text=review.text or item.text,
             category=item.category,
             source="node_contributed",
             region=review.region or region,

@@ -12,7 +12,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from bigevy.errors import Forbidden
-from bigevy.fleet.roles import ADMINS, ANY_ROLE, NODE_OR_ADMIN, STATUS_READERS, Role
+from bigevy.fleet.roles import (
+    ADMINS,
+    ANY_ROLE,
+    NODE_OR_ADMIN,
+    OPERATORS,
+    STATUS_READERS,
+    Role,
+)
 from bigevy.http.access import acting_as, allow, caller_of
 from bigevy.http.errors import ERRORS
 from bigevy.http.fleet.protocol import (
@@ -92,10 +99,11 @@ async def rotate_key(s: Svc, key_id: str, request: Request) -> KeyCreated:
     status_code=201,
     response_model=TokenCreated,
     tags=["nodes"],
-    dependencies=[allow(ADMINS)],
+    dependencies=[allow(OPERATORS)],
 )
 async def create_token(s: Svc, body: TokenCreate, request: Request) -> TokenCreated:
-    """A one-time, expiring token a new lilEVY node enrols with."""
+    """A one-time, expiring token a new lilEVY node enrols with (operators install nodes in
+    the field; revoking a node stays an admin's)."""
     caller = caller_of(request)
     return await run(s.fleet.create_token, body.expires_in_s, body.region, body.note, caller.key_id)
 
@@ -104,7 +112,7 @@ async def create_token(s: Svc, body: TokenCreate, request: Request) -> TokenCrea
     "/v1/enrollment-tokens/{token_id}/revoke",
     response_model=TokenRevoked,
     tags=["nodes"],
-    dependencies=[allow(ADMINS)],
+    dependencies=[allow(OPERATORS)],
 )
 async def revoke_token(s: Svc, token_id: str) -> TokenRevoked:
     """An unused enrolment token stops working at once (409 if a node enrolled with it)."""

@@ -1,14 +1,18 @@
-"""Charts of analytics reports (`bigevy analytics … --plot DIR`): what a person would rather
-look at than read, as PNG or SVG files drawn by matplotlib from the reports' JSON."""
+"""Charts of analytics reports: what a person would rather look at than read, drawn by
+matplotlib from the reports' JSON, for `bigevy analytics … --plot DIR` (PNG or SVG files) and
+for the console (SVG, served from the same place: no chart library runs in the browser)."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 Report = dict[str, Any]
@@ -127,17 +131,51 @@ CHARTS: dict[str, list[tuple[str, Callable[[Report], Figure | None]]]] = {
 }
 
 
+def figures(section: str, report: Report) -> list[tuple[str, Figure]]:
+    """The section's charts that have something to show, by name."""
+    drawn = [(name, chart(report)) for name, chart in CHARTS[section]]
+    return [(name, figure) for name, figure in drawn if figure is not None]
+
+
 def draw(section: str, report: Report, folder: Path, suffix: str) -> list[Path]:
     """The section's charts written into `folder` as `<name>.<suffix>`; a chart with nothing
     to show is not written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, chart in CHARTS[section]:
-        figure = chart(report)
-        if figure is None:
-            continue
+    for name, figure in figures(section, report):
         path = folder / f"{name}.{suffix}"
         figure.tight_layout()
         figure.savefig(path)
         written.append(path)
     return written
+
+
+def svg(figure: Figure) -> bytes:
+    """`figure` as an SVG document (its text drawn as paths: nothing in it is markup a
+    browser would run)."""
+    out = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(out, format="svg")
+    return out.getvalue()
+
+
+def heartbeats(history: list[Report], name: str) -> Figure | None:
+    """A node's recent heartbeats over time: battery (%) and the SMS it received."""
+    if not history:
+        return None
+    rows = sorted(history, key=lambda h: h.get("measured_at") or h["received_at"])
+    times = [datetime.fromtimestamp(h.get("measured_at") or h["received_at"], UTC) for h in rows]
+    fig, ax = _figure(3)
+    battery = [h["battery_percent"] for h in rows]
+    ax.plot(times, [b if b is not None else float("nan") for b in battery], label="battery %")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("battery %")
+    sms = ax.twinx()
+    sms.plot(times, [h["sms_in"] for h in rows], color="tab:orange", label="SMS received")
+    sms.set_ylabel("SMS received")
+    ax.set_title(f"Heartbeats of {name} (UTC)")
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    fig.legend(fontsize="small", loc="upper left")
+    return fig
