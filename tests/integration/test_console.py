@@ -21,8 +21,8 @@ from lilevy.client import EdgeClient, NodeDescription
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bigevy.config import GatewaySpec, Settings
-from tests.support.cluster import API, ServeCluster, enroll, new_key
-from tests.support.prometheus import Prometheus
+from tests.support.cluster import API, enroll, new_key
+from tests.support.prometheus import Prometheus, prometheus, serve_cluster_with_dashboard
 from tests.support.waiting import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,21 +42,7 @@ def as_node(work: Callable[[EdgeClient], Coroutine[Any, Any, T]], base_url: str,
         return pool.submit(asyncio.run, run()).result()
 
 
-@pytest.fixture(scope="module")
-def serve_cluster() -> Iterator[ServeCluster]:
-    cluster = ServeCluster(dashboard=True)  # Ray's dashboard writes Prometheus's discovery file
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
-def prometheus(
-    serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Prometheus]:
-    discovery = serve_cluster.session_dir / "prom_metrics_service_discovery.json"
-    server = Prometheus(discovery, tmp_path_factory.mktemp("prometheus"))
-    yield server
-    server.close()
+FIXTURES = (serve_cluster_with_dashboard, prometheus)
 
 
 @pytest.fixture(scope="module")
@@ -327,6 +313,27 @@ def test_uploaded_files_are_ingested_and_each_outcome_listed(
     shot(operator, "uploaded")
     stored = API.get(f"{base_url}/v1/knowledge/documents/cholera-signs").json()
     assert (stored["title"], stored["category"]) == ("Cholera signs", "medicine")
+
+
+def test_a_slow_upload_shows_its_progress(operator: Page, base_url: str, tmp_path: Path) -> None:
+    big = tmp_path / "scan.bin"  # refused once read (not a text format): quick to ingest
+    big.write_bytes(os.urandom(1_500_000))
+    operator.goto(f"{base_url}/console/knowledge/upload")
+    network = operator.context.new_cdp_session(operator)
+    network.send("Network.enable")
+    slow = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 300_000}
+    network.send("Network.emulateNetworkConditions", slow)
+    try:
+        operator.get_by_label("Files").set_input_files(big)
+        operator.get_by_role("button", name="Upload and ingest").click()
+        expect(operator.locator("#upload-state")).to_contain_text("Uploading:")
+        assert 0 < operator.locator("#upload-progress").evaluate("bar => bar.value") < 100
+        shot(operator, "upload-progress")
+        expect(operator.get_by_role("heading", name="Ingested")).to_be_visible(timeout=30_000)
+        expect(operator.locator("tbody tr", has_text="scan.bin")).to_contain_text("unsupported")
+    finally:
+        network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+        network.detach()
 
 
 def test_the_analytics_charts_are_drawn(

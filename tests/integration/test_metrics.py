@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +16,15 @@ from bigevy.config import DeploymentSpec, FleetSpec, ModelSpec, RateLimit, Setti
 from bigevy.connectors.spec import ConnectorsSpec, SourceSpec
 from bigevy.ops.dashboards import DASHBOARDS, panel_queries
 from tests.integration.test_sync import Node
-from tests.support.cluster import API, REPO, ServeCluster, load_starter_pack
-from tests.support.prometheus import Prometheus
+from tests.support.cluster import API, REPO, load_starter_pack
+from tests.support.prometheus import Prometheus, prometheus, serve_cluster_with_dashboard
 from tests.support.waiting import wait_for
 
 #: A second registry entry of the same model, trusted to write answers from the sources.
 GENERATIVE = "smollm2-generative"
 
 
-@pytest.fixture(scope="module")
-def serve_cluster() -> Iterator[ServeCluster]:
-    cluster = ServeCluster(dashboard=True)  # Ray's dashboard writes the discovery file
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
-def prometheus(
-    serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Prometheus]:
-    discovery = serve_cluster.session_dir / "prom_metrics_service_discovery.json"
-    server = Prometheus(discovery, tmp_path_factory.mktemp("prometheus"))
-    yield server
-    server.close()
+FIXTURES = (serve_cluster_with_dashboard, prometheus)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,36 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.cluster import free_port
+from tests.support.cluster import ServeCluster, free_port
 from tests.support.waiting import wait_for
+
+
+@pytest.fixture(scope="module", name="serve_cluster")
+def serve_cluster_with_dashboard() -> Iterator[ServeCluster]:
+    """The module's Ray + Serve, with Ray's dashboard: it writes the discovery file."""
+    cluster = ServeCluster(dashboard=True)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    serve_cluster: ServeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    """A Prometheus scraping the module's Ray cluster."""
+    discovery = serve_cluster.session_dir / "prom_metrics_service_discovery.json"
+    server = Prometheus(discovery, tmp_path_factory.mktemp("prometheus"))
+    yield server
+    server.close()
 
 
 def find_prometheus() -> str:

@@ -13,8 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from bigevy.alerts.sms import alert_sms
+from bigevy.errors import ValidationFailed
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow, caller_of
 from bigevy.http.alerts.protocol import AlertIn
@@ -31,7 +33,6 @@ run = asyncio.to_thread
 SEVERITIES = ["Extreme", "Severe", "Moderate", "Minor"]
 URGENCIES = ["Immediate", "Expected", "Future"]
 CERTAINTIES = ["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
-Text = Annotated[str, Form(max_length=10_000)]
 
 
 def _choices() -> dict:
@@ -44,68 +45,45 @@ async def alerts(s: Svc, request: Request, ended: Annotated[bool, Query()] = Fal
     return render(request, "alerts.html", "alerts", alerts=rows, ended=ended)
 
 
+class Draft(BaseModel):
+    """The compose form as typed: checked as `AlertIn` (the API's checks) when previewed and
+    sent. `expires` is fixed at the preview, so the alert sent is the alert previewed."""
+
+    identifier: str = Field("", max_length=200)
+    event: str = Field("", max_length=200)
+    severity: str = Field("", max_length=20)
+    urgency: str = Field("", max_length=20)
+    certainty: str = Field("Unknown", max_length=20)
+    regions: str = Field("", max_length=20_000)
+    headline: str = Field("", max_length=500)
+    instruction: str = Field("", max_length=2_000)
+    area: str = Field("", max_length=1_000)
+    hours: float = Field(6, gt=0, le=24 * 14)
+    expires: float | None = None
+
+    def alert(self, now: float) -> AlertIn:
+        fields = self.model_dump(exclude={"hours", "regions"})
+        fields["identifier"] = self.identifier or f"console-{secrets.token_hex(6)}"
+        fields["regions"] = words(self.regions)
+        fields["expires"] = self.expires or now + self.hours * 3600
+        return parsed(AlertIn, **fields)
+
+
 @router.get("/new", dependencies=[allow(OPERATORS)])
 async def new(request: Request) -> Response:
-    return render(request, "compose.html", "alerts", draft={"hours": 6}, **_choices())
+    return render(request, "compose.html", "alerts", draft=Draft(), **_choices())
 
 
 @router.post("/compose", dependencies=[allow(OPERATORS)])
-async def compose(
-    request: Request,
-    event: Text = "",
-    severity: Text = "",
-    urgency: Text = "",
-    certainty: Text = "Unknown",
-    regions: Text = "",
-    headline: Text = "",
-    instruction: Text = "",
-    area: Text = "",
-    hours: Text = "6",
-) -> Response:
+async def compose(request: Request, draft: Annotated[Draft, Form()]) -> Response:
     """Back from the preview to the form, as it was filled in."""
-    draft = dict(
-        event=event,
-        severity=severity,
-        urgency=urgency,
-        certainty=certainty,
-        regions=regions,
-        headline=headline,
-        instruction=instruction,
-        area=area,
-        hours=hours,
-    )
     return render(request, "compose.html", "alerts", draft=draft, **_choices())
 
 
 @router.post("/preview", dependencies=[allow(OPERATORS)])
-async def preview(
-    s: Svc,
-    request: Request,
-    event: Text = "",
-    severity: Text = "",
-    urgency: Text = "",
-    certainty: Text = "Unknown",
-    regions: Text = "",
-    headline: Text = "",
-    instruction: Text = "",
-    area: Text = "",
-    hours: Annotated[float, Form(gt=0, le=24 * 14)] = 6,
-    identifier: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
+async def preview(s: Svc, request: Request, draft: Annotated[Draft, Form()]) -> Response:
     """The SMS as phones will see it, its segments and encoding, and the nodes it reaches."""
-    alert = parsed(
-        AlertIn,
-        identifier=identifier or f"console-{secrets.token_hex(6)}",
-        event=event,
-        severity=severity,
-        urgency=urgency,
-        certainty=certainty,
-        regions=words(regions),
-        headline=headline,
-        instruction=instruction,
-        area=area,
-        expires=s.alerts.clock() + hours * 3600,
-    )
+    alert = draft.alert(s.alerts.clock())
     sms = alert_sms(alert.model_dump(mode="json"))
     reach = await run(s.alerts.reach, alert.regions)
     return render(
@@ -115,41 +93,17 @@ async def preview(
         alert=alert,
         sms=sms,
         reach=reach,
-        hours=hours,
+        hours=draft.hours,
         regions=", ".join(alert.regions),
     )
 
 
 @router.post("/send", dependencies=[allow(OPERATORS)])
-async def send(
-    s: Svc,
-    request: Request,
-    identifier: Annotated[str, Form(max_length=200)],
-    event: Text,
-    severity: Text,
-    urgency: Text,
-    regions: Text,
-    headline: Text,
-    expires: Annotated[float, Form()],
-    certainty: Text = "Unknown",
-    instruction: Text = "",
-    area: Text = "",
-) -> Response:
+async def send(s: Svc, request: Request, draft: Annotated[Draft, Form()]) -> Response:
     """Sent (or, for the same identifier, updated): follow its delivery next."""
-    alert = parsed(
-        AlertIn,
-        identifier=identifier,
-        event=event,
-        severity=severity,
-        urgency=urgency,
-        certainty=certainty,
-        regions=words(regions),
-        headline=headline,
-        instruction=instruction,
-        area=area,
-        expires=expires,
-    )
-    out, _ = await run(s.alerts.post, alert, caller_of(request).key_id)
+    if not draft.identifier or draft.expires is None:
+        raise ValidationFailed("send an alert from its preview", param="identifier")
+    out, _ = await run(s.alerts.post, draft.alert(s.alerts.clock()), caller_of(request).key_id)
     s.hub.poke()
     return RedirectResponse(f"{PREFIX}/alerts/{out.id}", status_code=303)
 

@@ -173,10 +173,16 @@ async def _read_uploads(files: list[UploadFile], defaults: dict[str, str]) -> li
     """The uploads as records, read from a private folder (names reduced to their last part:
     an upload names no path on this host)."""
     with tempfile.TemporaryDirectory(prefix="bigevy-upload-") as folder:
-        root = Path(folder)
+        saved = []
         for number, upload in enumerate(files):
             name = PurePath(upload.filename or f"upload-{number}.txt").name or f"upload-{number}"
-            (root / name).write_bytes(await upload.read())
-        records = await asyncio.to_thread(lambda: list(ingest.read(root, defaults)))
+            saved.append(Path(folder) / name)
+            saved[-1].write_bytes(await upload.read())
+
+        def read() -> list[ingest.Record]:
+            # File by file: a folder's reading skips unknown types, and a person wants told.
+            return [record for path in saved for record in ingest.read(path, defaults)]
+
+        records = await asyncio.to_thread(read)
     # Named as the person named them, not by the folder they were read from.
     return [replace(r, origin=r.origin.removeprefix(f"{folder}/")) for r in records]

@@ -8,6 +8,7 @@ key as it admits a bearer key.
 from __future__ import annotations
 
 import asyncio
+from base64 import b64encode
 from collections import defaultdict
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bigevy.analytics import charts
-from bigevy.errors import Forbidden, NotFound, Unauthorized
+from bigevy.errors import Forbidden, Unauthorized
 from bigevy.fleet.roles import STATUS_READERS
 from bigevy.http.access import allow
 from bigevy.http.console.guard import COOKIE, PREFIX, check_csrf
@@ -120,9 +121,9 @@ async def overview(s: Svc, request: Request) -> Response:
 async def analytics(
     s: Svc, request: Request, period: Period = "7d", region: Region = None
 ) -> Response:
-    """The analytics charts (drawn server-side) with the figures behind them."""
-    region = region or None
-    summary = await s.analytics.summary(period, region, 10)
+    """The analytics charts with the figures behind them: drawn here from the one summary the
+    page reads, and sent inside the page (SVG data URIs: no second read per chart)."""
+    summary = await s.analytics.summary(period, region or None, 10)
     sections = {
         "escalations": summary.escalations,
         "questions": summary.top_questions,
@@ -131,40 +132,28 @@ async def analytics(
         "nodes": summary.nodes,
         "alerts": summary.alerts,
     }
-    shown = {
-        section: [name for name, _ in charts.figures(section, report.model_dump(mode="json"))]
-        for section, report in sections.items()
-    }
+    drawn = await run(_draw, {name: r.model_dump(mode="json") for name, r in sections.items()})
     return render(
         request,
         "analytics.html",
         "analytics",
         summary=summary,
-        shown=shown,
+        drawn=drawn,
         period=period,
         region=region or "",
         periods=PERIODS,
     )
 
 
-@router.get("/charts/{section}/{name}.svg")
-async def chart(
-    s: Svc, section: str, name: str, period: Period = "7d", region: Region = None
-) -> Response:
-    """One analytics chart as SVG."""
-    if section not in charts.CHARTS:
-        raise NotFound(f"no chart section {section!r}")
-    region = region or None
-    if section == "escalations":
-        report = await s.analytics.escalations(period, region)
-    elif section in ("questions", "unanswered"):
-        report = await s.analytics.questions(period, region, section == "unanswered", 10)
-    else:
-        report = await getattr(s.analytics, section)(period, region)
-    drawn = dict(charts.figures(section, report.model_dump(mode="json")))
-    if name not in drawn:
-        raise NotFound(f"no chart {name!r} with data for {period}")
-    return Response(await run(charts.svg, drawn[name]), media_type="image/svg+xml")
+def _draw(reports: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
+    """Each section's charts as (name, data URI)."""
+    return {
+        section: [
+            (name, "data:image/svg+xml;base64," + b64encode(charts.svg(figure)).decode())
+            for name, figure in charts.figures(section, report)
+        ]
+        for section, report in reports.items()
+    }
 
 
 @router.get("/models")
