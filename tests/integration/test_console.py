@@ -351,6 +351,40 @@ def test_the_analytics_charts_are_drawn(
     shot(operator, "analytics")
 
 
+def test_an_faq_answer_shows_its_sources_and_is_withdrawn(
+    operator: Page, base_url: str, node: dict[str, str]
+) -> None:
+    question = "How do I give oral rehydration salts to a child?"
+    document = {
+        "title": "Oral rehydration salts",
+        "text": "Give oral rehydration salts in small sips after every loose stool. "
+        "Mix one packet in one litre of clean water.",
+        "category": "medicine",
+        "source": "medical",
+    }
+    assert API.put(f"{base_url}/v1/knowledge/documents/ors", json=document).is_success
+
+    async def ask(client: EdgeClient) -> dict[str, Any]:
+        return await client.escalate(question)
+
+    assert as_node(ask, base_url, key=node["key"], node_id=node["id"])["citations"]
+    row = operator.locator("#faq tbody tr", has_text=question)
+
+    def listed() -> bool:
+        operator.goto(f"{base_url}/console/review")
+        return row.count() == 1
+
+    wait_for(listed, 30, "the question among the FAQ entries")
+    answer, sources = row.locator("td").nth(0), row.locator("td").nth(1)
+    expect(answer).not_to_have_text("(withdrawn)")
+    expect(sources.get_by_role("link", name="ors")).to_be_visible()
+    row.get_by_role("button", name="Withdraw").click()
+    expect(operator.get_by_role("status")).to_contain_text("withdrawn")
+    expect(answer).to_have_text("(withdrawn)")
+    entries = API.get(f"{base_url}/v1/faq").json()["data"]
+    assert [e["answer"] for e in entries if e["question"] == question] == [""]
+
+
 def test_posts_without_the_token_or_from_another_site_are_refused(
     operator: Page, base_url: str
 ) -> None:
