@@ -49,16 +49,16 @@ ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 def error_response(error: BigEvyError) -> JSONResponse:
     """The reply for `error`; every one is counted (status and code) where it is written."""
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=_counted(error))
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=counted(error))
 
 
 def error_page_response(error: BigEvyError) -> Response:
     """`error` as a console page (the same status, message and Retry-After), counted too."""
-    return error_page(error, _counted(error))
+    return error_page(error, counted(error))
 
 
-def _counted(error: BigEvyError) -> dict[str, str]:
-    """Counts `error`; the headers its reply carries."""
+def counted(error: BigEvyError) -> dict[str, str]:
+    """Counts `error` (for a reply written elsewhere, too); the headers its reply carries."""
     headers = {}
     status = str(error.status_code)
     metrics.REFUSALS.inc(tags={"status": status, "code": error.code or "none"})

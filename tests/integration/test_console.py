@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from lilevy.client import EdgeClient, NodeDescription
@@ -208,6 +209,18 @@ def test_an_operator_enrols_a_node_and_sees_it_come_online(
     assert (held["categories"], held["languages"]) == (["medicine"], ["en", "sw"])
 
 
+def test_an_unused_token_is_revoked_from_its_page(operator: Page, base_url: str) -> None:
+    operator.goto(f"{base_url}/console/fleet/enrol")
+    operator.get_by_role("button", name="Make a token").click()
+    token = operator.get_by_label("Enrolment token").input_value()
+    operator.get_by_role("button", name="Revoke this token").click()
+    expect(operator.locator(".notice")).to_contain_text("revoked: no node can enrol with it")
+    late = httpx.post(
+        f"{base_url}/v1/nodes/enroll", json={"token": token, "name": "late"}, timeout=30
+    )
+    assert late.status_code == 401
+
+
 def test_an_alert_goes_from_pending_to_acked_on_the_page(
     operator: Page, base_url: str, node: dict[str, str]
 ) -> None:
@@ -383,6 +396,11 @@ def test_an_faq_answer_shows_its_sources_and_is_withdrawn(
     expect(answer).to_have_text("(withdrawn)")
     entries = API.get(f"{base_url}/v1/faq").json()["data"]
     assert [e["answer"] for e in entries if e["question"] == question] == [""]
+
+    operator.goto(f"{base_url}/console/fleet/{node['id']}")  # counts, and text only when asked
+    expect(operator.get_by_text(question)).to_have_count(0)
+    operator.get_by_role("link", name="Show the questions").click()
+    expect(operator.get_by_role("cell", name=question)).to_be_visible()
 
 
 def test_posts_without_the_token_or_from_another_site_are_refused(

@@ -22,10 +22,18 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 BIGEVY = str(Path(sys.executable).parent / "bigevy")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: Ports Ray takes by default whatever it is given (the dashboard agent's HTTP port): a port
+#: chosen for another of its components must not be one of them, or `ray.init` refuses.
+RAY_FIXED_PORTS = frozenset({52365})
+
+
+def free_port(avoid: frozenset[int] = frozenset()) -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def is_ready(base_url: str) -> bool:
@@ -96,7 +104,7 @@ class ServeCluster:
                     num_cpus=4,
                     include_dashboard=dashboard,
                     dashboard_host="127.0.0.1",
-                    dashboard_port=free_port(),
+                    dashboard_port=free_port(avoid=RAY_FIXED_PORTS),
                     log_to_driver=False,
                 )
                 # A port chosen once Ray holds its own (the dashboard's agents take several).
@@ -104,8 +112,11 @@ class ServeCluster:
                 serve.start(http_options={"host": "127.0.0.1", "port": self.port})
                 break
             except Exception:
-                serve.shutdown()
-                ray.shutdown()
+                # Only a Ray of our own: `serve.shutdown()` without one connects to whatever
+                # cluster /tmp/ray names (another test's, long gone), and waits on it.
+                if ray.is_initialized():
+                    serve.shutdown()
+                    ray.shutdown()
                 if attempt:
                     raise
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -19,7 +19,7 @@ from bigevy.alerts.sms import alert_sms
 from bigevy.errors import ValidationFailed
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow, caller_of
-from bigevy.http.alerts.protocol import AlertIn
+from bigevy.http.alerts.protocol import AlertIn, Certainty, Severity, Urgency
 from bigevy.http.console.guard import PREFIX, check_csrf
 from bigevy.http.console.pages import parsed, render, words
 from bigevy.http.services import Svc
@@ -30,9 +30,10 @@ router = APIRouter(
     dependencies=[allow(STATUS_READERS), Depends(check_csrf)],
 )
 run = asyncio.to_thread
-SEVERITIES = ["Extreme", "Severe", "Moderate", "Minor"]
-URGENCIES = ["Immediate", "Expected", "Future"]
-CERTAINTIES = ["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+#: What an operator picks from: CAP's values, less those that say nothing to a phone user.
+SEVERITIES = [v for v in get_args(Severity) if v != "Unknown"]
+URGENCIES = [v for v in get_args(Urgency) if v not in ("Past", "Unknown")]
+CERTAINTIES = list(get_args(Certainty))
 
 
 def _choices() -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -24,7 +24,7 @@ router = APIRouter(
     dependencies=[allow(STATUS_READERS), Depends(check_csrf)],
 )
 run = asyncio.to_thread
-STATES = ["online", "stale", "offline", "never_seen", "revoked"]
+STATES = list(get_args(NodeState))
 PAGE = 100
 
 
@@ -78,6 +78,13 @@ async def enrol(
         s.fleet.create_token, body.expires_in_s, body.region, body.note, caller.key_id
     )
     return render(request, "enrol.html", "fleet", token=token)
+
+
+@router.post("/tokens/{token_id}/revoke", dependencies=[allow(OPERATORS)])
+async def revoke_token(s: Svc, request: Request, token_id: str) -> Response:
+    """An unused token stops working at once (handed to the wrong person, or not needed)."""
+    revoked = await run(s.fleet.revoke_token, token_id)
+    return render(request, "enrol.html", "fleet", revoked=revoked)
 
 
 @router.get("/{node_id}")

@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 
+from bigevy.errors import ValidationFailed
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow
 from bigevy.http.console.guard import PREFIX, check_csrf
@@ -36,7 +36,7 @@ router = APIRouter(
     dependencies=[allow(STATUS_READERS), Depends(check_csrf)],
 )
 PAGE = 50
-Field = Annotated[str, Form(max_length=100)]
+Short = Annotated[str, Form(max_length=100)]
 
 
 def _taxonomy() -> dict:
@@ -108,11 +108,11 @@ async def save(
     document_id: str,
     title: Annotated[str, Form(max_length=500)],
     text: Annotated[str, Form(max_length=2_000_000)],
-    category: Field,
-    source: Field,
-    region: Field = "global",
-    language: Field = "en",
-    priority: Field = "normal",
+    category: Short,
+    source: Short,
+    region: Short = "global",
+    language: Short = "en",
+    priority: Short = "normal",
     url: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Replaced as `PUT /v1/knowledge/documents/{id}` replaces it: re-chunked, re-embedded."""
@@ -145,10 +145,10 @@ async def upload(
     s: Svc,
     request: Request,
     files: list[UploadFile],
-    category: Field,
-    source: Field,
-    region: Field = "global",
-    language: Field = "en",
+    category: Short,
+    source: Short,
+    region: Short = "global",
+    language: Short = "en",
 ) -> Response:
     """Files read as `bigevy ingest` reads them (JSONL, Markdown, text, HTML), then written as
     one batch; each file's outcome is listed."""
@@ -159,10 +159,10 @@ async def upload(
     for record in records:
         try:
             if record.document is None:
-                raise ValueError(record.error or "unreadable")
-            valid.append(DocumentCreate.model_validate(record.document))
-        except (ValueError, ValidationError) as invalid:
-            results.append(BatchItem(id=record.origin, status="failed", error=str(invalid)[:300]))
+                raise ValidationFailed(record.error or "unreadable")
+            valid.append(parsed(DocumentCreate, **record.document))
+        except ValidationFailed as invalid:
+            results.append(BatchItem(id=record.origin, status="failed", error=invalid.message))
     for start in range(0, len(valid), MAX_BATCH):
         batch = DocumentBatch(documents=valid[start : start + MAX_BATCH])
         results.extend((await s.knowledge.put_many(batch)).results)

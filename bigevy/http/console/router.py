@@ -21,6 +21,7 @@ from bigevy.fleet.roles import STATUS_READERS
 from bigevy.http.access import allow
 from bigevy.http.console.guard import COOKIE, PREFIX, check_csrf
 from bigevy.http.console.pages import render
+from bigevy.http.errors import counted
 from bigevy.http.services import Svc
 
 #: Sign-in: no session yet, so no CSRF token (the guard checks the post's origin).
@@ -60,6 +61,7 @@ async def login(
     try:
         opened = await run(s.console.open, key)
     except (Unauthorized, Forbidden) as refused:
+        counted(refused)  # as every refusal is: a wrong key here is a wrong key
         return render(
             request,
             "login.html",
