@@ -101,3 +101,16 @@ def test_bigevy_speaks_https_only(tls: tuple[Settings, ssl.SSLContext]) -> None:
     plain = settings.base_url.replace("https://", "http://")
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{plain}/v1/models", headers=API.headers, timeout=5)
+
+
+def test_the_console_cookie_is_secure_over_https(tls: tuple[Settings, ssl.SSLContext]) -> None:
+    """Over TLS the browser is told never to send the session in clear."""
+    settings, trust = tls
+    signed_in = httpx.post(
+        f"{settings.base_url}/console/login", data={"key": API.key}, verify=trust
+    )
+    assert signed_in.status_code == 303
+    cookie = signed_in.headers["set-cookie"]
+    assert cookie.startswith("bigevy_console=bevysession_")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "samesite=strict", "path=/console"} <= attributes
