@@ -97,8 +97,12 @@ class KeyAuthenticator:
         if caller.role not in roles:
             allowed = ", ".join(sorted(roles))
             raise Forbidden(f"this route is for {allowed} keys; this is a {caller.role} key")
-        wait = self.buckets.take(caller.key_id or "", caller.role)
-        _spend(wait, f"requests for this {caller.role} key")
+        # A request is charged once, however many `allow` checks it passes (a console router
+        # admits readers, and its posts admit operators only).
+        if not getattr(request.state, "charged", False):
+            wait = self.buckets.take(caller.key_id or "", caller.role)
+            _spend(wait, f"requests for this {caller.role} key")
+            request.state.charged = True
         request.state.caller = caller
         return caller
 

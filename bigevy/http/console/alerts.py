@@ -20,8 +20,9 @@ from bigevy.errors import ValidationFailed
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow, caller_of
 from bigevy.http.alerts.protocol import AlertIn, Certainty, Severity, Urgency
+from bigevy.http.console.forms import parsed, words
 from bigevy.http.console.guard import PREFIX, check_csrf
-from bigevy.http.console.pages import parsed, render, words
+from bigevy.http.console.pages import render
 from bigevy.http.services import Svc
 
 router = APIRouter(

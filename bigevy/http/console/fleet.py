@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 from bigevy.analytics import charts
 from bigevy.fleet.roles import ADMINS, OPERATORS, STATUS_READERS
 from bigevy.http.access import allow, caller_of
+from bigevy.http.console.forms import parsed, words
 from bigevy.http.console.guard import PREFIX, check_csrf
-from bigevy.http.console.pages import parsed, render, words
+from bigevy.http.console.pages import render
 from bigevy.http.fleet.protocol import NodeState, TokenCreate
 from bigevy.http.services import Svc
 from bigevy.http.sync.protocol import SubscriptionIn

@@ -15,8 +15,9 @@ from fastapi.responses import RedirectResponse, Response
 from bigevy.errors import ValidationFailed
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow
+from bigevy.http.console.forms import parsed
 from bigevy.http.console.guard import PREFIX, check_csrf
-from bigevy.http.console.pages import parsed, render
+from bigevy.http.console.pages import render
 from bigevy.http.knowledge.protocol import (
     MAX_BATCH,
     BatchItem,

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
 from starlette.templating import Jinja2Templates
 
-from bigevy.errors import BigEvyError, ValidationFailed
+from bigevy.errors import BigEvyError
 from bigevy.fleet.roles import ADMINS, OPERATORS, Caller
 
-M = TypeVar("M", bound=BaseModel)
 PREFIX = "/console"
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
@@ -78,18 +76,3 @@ def error_page(error: BigEvyError, headers: dict[str, str] | None = None) -> HTM
     template = TEMPLATES.get_template("error.html")
     body = template.render(error=error, sections=[], caller=None, section="")
     return HTMLResponse(body, status_code=error.status_code, headers=headers)
-
-
-def parsed(model: type[M], **fields: Any) -> M:
-    """A form's fields as the API's wire model: the same checks, the same 422 message."""
-    try:
-        return model.model_validate(fields)
-    except ValidationError as invalid:
-        first = invalid.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ValidationFailed(f"{field}: {first['msg']}", param=field) from None
-
-
-def words(text: str) -> list[str]:
-    """A comma-separated form field as a list (blank entries dropped)."""
-    return [part.strip() for part in text.split(",") if part.strip()]

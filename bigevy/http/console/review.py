@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from bigevy.fleet.roles import OPERATORS, STATUS_READERS
 from bigevy.http.access import allow, caller_of
+from bigevy.http.console.forms import parsed
 from bigevy.http.console.guard import PREFIX, check_csrf
-from bigevy.http.console.pages import parsed, render
+from bigevy.http.console.pages import render
 from bigevy.http.contributions.protocol import Review
 from bigevy.http.faq.protocol import FaqEntry
 from bigevy.http.services import Svc
