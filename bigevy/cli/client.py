@@ -143,7 +143,8 @@ class Client:
     def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
         url = self.base_url + path
         try:
-            return httpx.request(method, url, headers=self._headers(), verify=self._verify(), **kw)
+            headers = {**self._headers(), **kw.pop("headers", {})}
+            return httpx.request(method, url, headers=headers, verify=self._verify(), **kw)
         except httpx.HTTPError as exc:
             raise Unreachable(url, exc) from None
 

@@ -20,6 +20,7 @@ from bigevy.cli import (
     server,
     simulate,
     sync,
+    updates,
 )
 from bigevy.cli.client import ReportingGroup
 
@@ -47,6 +48,8 @@ app.add_typer(faq.app, name="faq")
 app.add_typer(simulate.app, name="fleet")
 app.add_typer(dashboards.app, name="dashboards")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(updates.artifacts, name="artifacts")
+app.add_typer(updates.rollouts, name="rollouts")
 
 if __name__ == "__main__":
     app()

@@ -119,6 +119,20 @@ def nodes_subscribe(
     console.print(f"{'shares':>11}: {shares}", markup=False)
 
 
+@app.command("window")
+def nodes_window(
+    node_id: str,
+    window: Annotated[
+        str, typer.Argument(help="HH:MM-HH:MM in UTC (may wrap midnight), or 'any'.")
+    ],
+    url: UrlOption = None,
+) -> None:
+    """When updates may be offered to the node."""
+    body = {"window": None if window == "any" else window}
+    Client(url).put(f"/v1/nodes/{node_id}/maintenance-window", json=body)
+    console.print(f"node {node_id}: updates {'any time' if window == 'any' else window + ' UTC'}")
+
+
 @app.command("revoke")
 def nodes_revoke(node_id: str, url: UrlOption = None) -> None:
     """The node and its keys stop working at once; its history is kept."""

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bigevy.cli.client import Client, UrlOption
 from bigevy.cli.output import console
+from bigevy.cli.updates import parse_phases
 
 if TYPE_CHECKING:
     from lilevy.simulator import SimulationReport
@@ -34,9 +35,18 @@ def fleet_simulate(
             help="Serve the fleet's lilEVY metrics for Prometheus on this port while it runs.",
         ),
     ] = None,
+    rollout: Annotated[
+        str | None,
+        typer.Option(help="Roll this artifact out to the simulated fleet; report how it went."),
+    ] = None,
+    phases: Annotated[str, typer.Option(help="The rollout's phases.")] = "5%,25%,100%",
+    fail_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of nodes whose self-test fails.")
+    ] = 0.0,
     url: UrlOption = None,
 ) -> None:
-    """Enrol N simulated nodes that heartbeat and escalate SMS questions; report the load."""
+    """Enrol N simulated nodes that heartbeat and escalate SMS questions; report the load
+    (and, with --rollout, how a rollout to them went)."""
     from lilevy.simulator import Progress as SimProgress
     from lilevy.simulator import simulate
 
@@ -72,6 +82,9 @@ def fleet_simulate(
             region=region,
             on_progress=show,
             metrics_port=metrics_port,
+            rollout_artifact=rollout,
+            rollout_phases=parse_phases(phases),
+            fail_share=fail_share,
         )
         bar.update(task, description="done", completed=1, total=1)
     _print_report(report)
@@ -108,3 +121,11 @@ def _print_report(report: SimulationReport) -> None:
         f"5xx: [{colour}]{report.server_errors}[/{colour}]   outbox depth at the end: "
         f"{report.outbox_depth}   dead letters: {report.dead_letters}"
     )
+    if (r := report.rollout) is not None:
+        settled = "-" if r.settled_after_s is None else f"{r.settled_after_s:.1f} s"
+        console.print(
+            f"rollout {r.rollout_id}: [bold]{r.state}[/bold] in phase {r.phase + 1} after "
+            f"{settled}; {r.failing_nodes} node(s) set to fail; nodes beyond that phase "
+            f"offered it: {r.offered_beyond}; {dict(r.counts)}",
+            highlight=False,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -62,6 +63,8 @@ class Node(Base):
     last_status: Mapped[dict | None] = mapped_column(JSON)
     #: The node's one live alert stream (any gateway replica): a newer one replaces it.
     alert_stream: Mapped[str | None] = mapped_column(String(32))
+    #: "HH:MM-HH:MM" in UTC (may wrap midnight): updates are offered only inside it.
+    maintenance_window: Mapped[str | None] = mapped_column(String(11))
 
 
 class EnrollmentToken(Base):
@@ -138,6 +141,8 @@ class Escalation(Base):
     message_chars: Mapped[int] = mapped_column(Integer)
     emergency_kind: Mapped[str | None] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(200))
+    #: Which build of `model` answered (ModelSpec.served_version); None before revision 0007.
+    model_version: Mapped[str | None] = mapped_column(String(64))
     sms_segments: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     #: None on escalations recorded before analytics (revision 0005): read as `unknown`.
@@ -198,20 +203,79 @@ class Package(Base):
     acked_at: Mapped[float | None] = mapped_column(Float)
 
 
+class Artifact(Base):
+    """A file for the fleet (a model, software, config): stored once per sha256, described by
+    the signed document nodes verify before installing it."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("kind", "version", name="uq_artifact_kind_version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # model | software | config
+    version: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: Hardware it runs on (a node's `hardware`); empty: any.
+    hardware: Mapped[list] = mapped_column(JSON, default=list)
+    signed: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+
 class Rollout(Base):
-    """A staged rollout of a model or a knowledge pack to a share of the fleet."""
+    """An artifact offered to a set of nodes phase by phase (`phases`: cumulative percents)."""
 
     __tablename__ = "rollouts"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # model | knowledge
-    target: Mapped[str] = mapped_column(String(200))
-    percent: Mapped[int] = mapped_column(Integer, default=0)
-    regions: Mapped[list] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(16), default="active")
+    artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[dict] = mapped_column(JSON)
+    phases: Mapped[list] = mapped_column(JSON)
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    #: active | paused | completed | aborted | rolling_back | rolled_back
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    pause_above: Mapped[float] = mapped_column(Float)
+    soak_s: Mapped[float] = mapped_column(Float)
+    auto_rollback: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Failures an operator accepted by resuming: only later ones count towards a pause.
+    accepted_failures: Mapped[int] = mapped_column(Integer, default=0)
+    phase_started_at: Mapped[float] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class RolloutNode(Base):
+    """One node of a rollout: its phase (fixed at creation) and how its install goes."""
+
+    __tablename__ = "rollout_nodes"
+    __table_args__ = (Index("ix_rollout_nodes_node_status", "node_id", "status"),)
+
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    phase: Mapped[int] = mapped_column(Integer)
+    #: pending | offered | downloading | installed | healthy | failed | rolled_back
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    offered_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class RolloutEvent(Base):
+    """Every change of a rollout's state, and who made it (`key:<id>`, `node:<id>`, `bigevy`)."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(500), default="")
 
 
 OPERATOR_ORIGIN = "operator"

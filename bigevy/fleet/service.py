@@ -437,6 +437,15 @@ class FleetService:
             )
             return self._node_out(node, now)
 
+    def set_maintenance_window(self, node_id: str, window: str | None) -> NodeOut:
+        """When updates may be offered to the node ('HH:MM-HH:MM' UTC; None: any time)."""
+        with self.sessions.begin() as session:
+            node = session.get(Node, node_id)
+            if node is None:
+                raise NotFound(f"no node {node_id!r}", param="node_id")
+            node.maintenance_window = window
+            return self._node_out(node, self.clock())
+
     def _node_out(self, node: Node, now: float) -> NodeOut:
         return NodeOut.model_validate(
             {

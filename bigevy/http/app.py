@@ -39,6 +39,8 @@ from bigevy.http.legacy import router as legacy
 from bigevy.http.openai import router as openai
 from bigevy.http.services import Services
 from bigevy.http.sync import router as sync
+from bigevy.http.updates import router as updates
+from bigevy.updates.rollouts import move_rollouts
 
 ROUTERS = [
     console.entry,
@@ -49,6 +51,7 @@ ROUTERS = [
     console_review.router,
     fleet.router,
     sync.router,
+    updates.router,
     alerts.router,
     contributions.router,
     faq.router,
@@ -64,12 +67,17 @@ ROUTERS = [
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The replica's background work: the gauges it keeps current (bigevy/http/gauges.py)."""
+    """The replica's background work: the gauges it keeps current (bigevy/http/gauges.py),
+    and rollout phases that soaked."""
     services = app.state.services
     data_dir = services.openai.settings.data_dir
     census = asyncio.create_task(report_census(services.fleet, services.alerts, data_dir))
+    rollouts = asyncio.create_task(
+        move_rollouts(services.rollouts, services.openai.settings.updates.check_interval_s)
+    )
     yield
     census.cancel()
+    rollouts.cancel()
 
 
 def create_app(services: Services) -> FastAPI:
@@ -88,7 +96,10 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     limits = services.fleet.spec
     app.add_middleware(
-        BodyLimit, max_bytes=limits.max_body_bytes, max_node_bytes=limits.max_node_body_bytes
+        BodyLimit,
+        max_bytes=limits.max_body_bytes,
+        max_node_bytes=limits.max_node_body_bytes,
+        max_upload_bytes=services.openai.settings.updates.max_artifact_bytes,
     )
     # Added last, so it runs first: no body is read for a caller without a valid key.
     app.add_middleware(

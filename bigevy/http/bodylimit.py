@@ -23,19 +23,36 @@ NODE_ROUTES = (
     "/sync/knowledge",
 )
 
+#: Routes that take a file streamed to storage (never held in memory): their own limit.
+UPLOAD_ROUTES = ("/v1/artifacts",)
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, max_node_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_node_bytes: int,
+        max_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_node_bytes = max_node_bytes
+        self.max_upload_bytes = max_upload_bytes or max_bytes
+
+    def limit(self, path: str) -> int:
+        if path.startswith(NODE_ROUTES):
+            return self.max_node_bytes
+        if path.startswith(UPLOAD_ROUTES):
+            return self.max_upload_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = self.max_node_bytes if path.startswith(NODE_ROUTES) else self.max_bytes
+        limit = self.limit(path)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, limit)

@@ -59,7 +59,7 @@ def error_page_response(error: BigEvyError) -> Response:
 
 def counted(error: BigEvyError) -> dict[str, str]:
     """Counts `error` (for a reply written elsewhere, too); the headers its reply carries."""
-    headers = {}
+    headers = error.headers()
     status = str(error.status_code)
     metrics.REFUSALS.inc(tags={"status": status, "code": error.code or "none"})
     if error.retry_after is not None:

@@ -41,7 +41,11 @@ from bigevy.http.sync.protocol import (
     SyncErrorIn,
     SyncState,
 )
+from bigevy.http.updates.serving import ArtifactUploads
 from bigevy.ops.prometheus import PrometheusReader
+from bigevy.updates.artifacts import Artifacts
+from bigevy.updates.blobs import BlobStore
+from bigevy.updates.rollouts import Rollouts
 
 #: How long a /readyz reading serves (anyone may ask; each reading costs a Serve round trip).
 READINESS_TTL_S = 2.0
@@ -87,6 +91,9 @@ class Services:
     analytics: Analytics
     console: ConsoleSessions
     prometheus: PrometheusReader
+    artifacts: Artifacts
+    uploads: ArtifactUploads
+    rollouts: Rollouts
 
     @classmethod
     def build(
@@ -103,6 +110,8 @@ class Services:
         settings = openai.settings
         alerts = AlertService(fleet)
         queue = ContributionQueue(fleet)
+        artifacts = Artifacts(fleet, BlobStore(settings.artifacts_uri))
+        rollouts = Rollouts(fleet, settings.updates)
         return cls(
             openai=openai,
             embeddings=embeddings,
@@ -119,8 +128,9 @@ class Services:
                     settings.embedder.relevance_floor,
                 ),
                 fleet,
+                {m.id: m.served_version for m in settings.models},
             ),
-            heartbeats=Heartbeats(fleet, alerts, knowledge),
+            heartbeats=Heartbeats(fleet, alerts, knowledge, rollouts),
             legacy=LegacyService(openai, knowledge),
             alerts=alerts,
             hub=AlertHub(alerts, asyncio.to_thread, poll_s=settings.fleet.alert_poll_s),
@@ -131,6 +141,9 @@ class Services:
             analytics=Analytics(fleet, embeddings.vectors),
             console=ConsoleSessions(fleet),
             prometheus=PrometheusReader(settings.gateway.prometheus_url),
+            artifacts=artifacts,
+            uploads=ArtifactUploads(artifacts),
+            rollouts=rollouts,
         )
 
     @property

@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from bigevy.alerts.service import AlertService
 from bigevy.errors import BigEvyError, Conflict, NotFound, Unauthorized
 from bigevy.fleet.db import make_engine, upgrade
-from bigevy.fleet.models import ApiKey, Escalation, Heartbeat, Node
+from bigevy.fleet.models import ApiKey, Base, Escalation, Heartbeat, Node
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import FleetService
 from bigevy.http.alerts.protocol import AlertIn
@@ -311,3 +313,11 @@ def test_a_reservation_left_by_a_dead_replica_is_taken_over_soon(
     refused(lambda: fleet.claim_reply("node-a", "sms-9", "/v1/evy/query"), Conflict)
     clock.now += 31  # no touch since: the replica died
     assert fleet.claim_reply("node-a", "sms-9", "/v1/evy/query") is None
+
+
+def test_the_migrations_build_the_tables_the_models_describe(fleet: FleetService) -> None:
+    """A column a model has and no migration made would fail at the first query in use."""
+    with fleet.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []

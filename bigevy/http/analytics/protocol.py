@@ -25,6 +25,20 @@ class DayCount(BaseModel):
     count: int
 
 
+class ModelUse(BaseModel):
+    """Escalations one build of one model answered (`knowledge-base`: sentences taken from
+    the sources as they are, no model wrote them)."""
+
+    model: str
+    version: str = Field(
+        description="ModelSpec.served_version; empty where no model wrote the answer, or "
+        "for escalations from before versions were kept."
+    )
+    count: int
+    no_verified_answer: int
+    latency_ms_mean: float
+
+
 class EscalationReport(Report):
     total: int
     days: list[DayCount] = Field(description="Escalations per day, region, category, language.")
@@ -36,6 +50,9 @@ class EscalationReport(Report):
     categories: dict[str, int]
     languages: dict[str, int]
     regions: dict[str, int]
+    models: list[ModelUse] = Field(
+        default=[], description="By model and version, most used first: to compare versions."
+    )
     latency_ms_p50: float | None
     latency_ms_p95: float | None
 

@@ -21,9 +21,13 @@ ROUTE = "/v1/evy/query"
 
 
 class Escalations:
-    def __init__(self, answers: AnswerService, fleet: FleetService) -> None:
+    def __init__(
+        self, answers: AnswerService, fleet: FleetService, versions: dict[str, str]
+    ) -> None:
         self.answers = answers
         self.fleet = fleet
+        #: Each model's served version, recorded with the escalations it answers.
+        self.versions = versions
 
     async def answer(
         self, query: EvyQuery, caller: Caller, idempotency_key: str | None
@@ -53,6 +57,7 @@ class Escalations:
                 message_chars=len(query.message),
                 emergency_kind=answer.triage.kind,
                 model=answer.model,
+                model_version=self.versions.get(answer.model),
                 sms_segments=answer.sms_segments,
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
                 outcome=outcome(answer),

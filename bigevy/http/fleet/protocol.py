@@ -121,7 +121,7 @@ class HeartbeatIn(BaseModel):
 class Directive(BaseModel):
     """Something the node should do; a node that only heartbeats still learns everything."""
 
-    type: Literal["knowledge_update"]
+    type: Literal["knowledge_update", "artifact_update", "artifact_rollback"]
     detail: dict[str, Any] = {}
 
 
@@ -151,6 +151,9 @@ class NodeOut(NodeDescription):
     last_seen_at: float | None
     revoked_at: float | None
     last_status: dict[str, Any] | None
+    maintenance_window: str | None = Field(
+        None, description="When updates may be offered ('HH:MM-HH:MM' UTC); null: any time."
+    )
 
 
 class NodeDetail(NodeOut):

@@ -7,17 +7,16 @@ LanceDB directory), honouring HTTP Range so a cut download resumes.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from bigevy import metrics
-from bigevy.errors import RangeNotSatisfiable
 from bigevy.fleet.roles import NODES, OPERATORS, STATUS_READERS, Role
 from bigevy.http.access import acting_as, allow, caller_of
 from bigevy.http.errors import ERRORS, error_responses
+from bigevy.http.ranges import byte_range
 from bigevy.http.services import Svc
 from bigevy.http.sync.protocol import (
     AckIn,
@@ -30,7 +29,6 @@ from bigevy.http.sync.protocol import (
 )
 
 router = APIRouter(tags=["sync"], responses=ERRORS)
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
 def own_node(request: Request) -> str:
@@ -95,16 +93,7 @@ async def package(s: Svc, package_id: str, request: Request) -> Response:
     """The zstd payload; `Range: bytes=N-` continues an interrupted download."""
     path = await s.sync.package_file(own_node(request), package_id)
     size = path.stat().st_size
-    match = _RANGE.match(request.headers.get("range", ""))
-    if match and int(match.group(1)) >= size:
-        error = RangeNotSatisfiable(
-            f"range starts at byte {match.group(1)}; the package has {size} bytes",
-            param="Range",
-        )
-        return JSONResponse(
-            error.to_dict(), status_code=416, headers={"Content-Range": f"bytes */{size}"}
-        )
-    start = int(match.group(1)) if match else 0
+    start, _ = byte_range(request, size)
     sent = {"resumed": "true" if start else "false"}
     if size > start:
         metrics.PACKAGE_BYTES.inc(size - start, tags=sent)

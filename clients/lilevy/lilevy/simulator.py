@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import random
@@ -45,6 +46,7 @@ from lilevy.knowledge import EdgeKnowledge, PackageRejected
 from lilevy.metrics import MetricsServer, NodeMetrics
 from lilevy.outbox import DeliveryReport, Outbox
 from lilevy.sync import sync_knowledge
+from lilevy.updates import Updater
 
 #: Package data: found in an installed wheel and in an editable install alike.
 QUESTIONS_FILE = resources.files("lilevy") / "questions.txt"
@@ -143,6 +145,8 @@ class SimulationReport:
     restarts: int = 0
     #: Nodes whose store, after a last sync, differs from a full snapshot made for them.
     out_of_sync: list[str] = field(default_factory=list)
+    #: With `rollout_artifact`: how the rollout to the simulated fleet went.
+    rollout: RolloutOutcome | None = None
 
     @property
     def heartbeats_per_s(self) -> float:
@@ -152,6 +156,25 @@ class SimulationReport:
     def server_errors(self) -> int:
         """5xx replies seen, retried ones included."""
         return sum(n for k, n in self.responses.items() if k.isdigit() and int(k) >= 500)
+
+
+@dataclass
+class RolloutOutcome:
+    """A rollout run against the simulated fleet, as bigEVY saw it at the end."""
+
+    rollout_id: str
+    state: str
+    #: Index of the phase it reached (paused in, or last).
+    phase: int
+    #: Seconds from its creation until it paused, completed or rolled back (None: it did not).
+    settled_after_s: float | None
+    counts: dict[str, int]
+    #: Nodes set to fail their self-test, and of them those offered the artifact.
+    failing_nodes: int
+    #: Nodes of a phase after the one reached that were offered the artifact anyway (0).
+    offered_beyond: int
+    #: What the nodes reported, by status.
+    reported: Counter[str] = field(default_factory=Counter)
 
 
 class _Stats:
@@ -213,6 +236,8 @@ class _Node:
         self.answered_segments = 0
         self.faq_answered = 0  # of `asked`, those answered from an FAQ entry
         self.flushing: asyncio.Task[None] | None = None
+        self.updater: Updater | None = None
+        self.updating: asyncio.Task[None] | None = None
 
     def status(self) -> HeartbeatStatus:
         drift = {"solar": 0.4, "mains": 1.0, "battery": -0.6}[self.power]
@@ -234,7 +259,7 @@ class _Node:
             sms_out=sms_out,
             faq_answers=faq_answers,
             queue_depth=depth,
-            model_version="smollm2-135m-q4",
+            model_version=(self.updater and self.updater.version("model")) or "smollm2-135m-q4",
             knowledge_revision=self.revision,
             free_storage_mb=round(self.free_mb, 1),
             connectivity=["sms", "internet"],
@@ -267,6 +292,17 @@ async def _in_sync(node: _Node, box_dir: Path) -> bool:
         expected = {e["id"]: e["sha256"] for e in manifest["entries"]}
         return expected == node.knowledge.digests()
     return False
+
+
+#: Rollout states that end a simulated run.
+SETTLED_ROLLOUTS = ("paused", "completed", "rolled_back")
+
+
+def _simulated_test(fails: bool) -> Callable[[Path, str], Coroutine[Any, Any, str | None]]:
+    async def test(path: Path, version: str) -> str | None:
+        return f"simulated: {version} does not start on this node" if fails else None
+
+    return test
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -317,6 +353,9 @@ class _Simulation:
     restart_probability: float
     zipf: float
     metrics_port: int | None = None
+    rollout_artifact: str | None = None
+    rollout_phases: tuple[float, ...] = (5, 25, 100)
+    fail_share: float = 0.0
     weights: list[float] = field(init=False)
     stats: _Stats = field(init=False, default_factory=_Stats)
     fleet: list[_Node] = field(init=False, default_factory=list)
@@ -328,6 +367,11 @@ class _Simulation:
     http: httpx.AsyncClient = field(init=False)
     #: With `metrics_port`: every node's client counts into these, one fleet-wide set.
     metrics: NodeMetrics | None = field(init=False, default=None)
+    rollout_id: str | None = field(init=False, default=None)
+    rollout_started: float = field(init=False, default=0.0)
+    rollout_settled: float | None = field(init=False, default=None)
+    failing: set[str] = field(init=False, default_factory=set)
+    reported: Counter[str] = field(init=False, default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.weights = [1.0 / (rank + 1) ** self.zipf for rank in range(len(self.pool))]
@@ -355,6 +399,8 @@ class _Simulation:
             if self.metrics is not None and self.metrics_port is not None:
                 server = self.metrics.serve(self.metrics_port)
             self.fleet = await self._enroll_fleet()
+            if self.rollout_artifact:
+                await self._start_rollout()
             elapsed = await self._load()
             await self._drain()
             return await self._report(elapsed)
@@ -435,7 +481,84 @@ class _Simulation:
                 enrolment.node_id,
                 enrolment.signing_public_key,
             )
-        return _Node(client, random.Random(self.rng.random()), self.region, knowledge)
+        node = _Node(client, random.Random(self.rng.random()), self.region, knowledge)
+        if self.rollout_artifact:
+            # Which nodes fail is a hash of their index, not a draw: the seeded draws of
+            # the rest of the run stay as they were.
+            digest = hashlib.sha256(f"fail:{index}".encode()).digest()
+            fails = int.from_bytes(digest[:8]) / 2**64 < self.fail_share
+            if fails:
+                self.failing.add(enrolment.node_id)
+            node.updater = Updater(
+                client,
+                self.box_dir / f"slots-{index:05d}",
+                enrolment.signing_public_key,
+                hardware=self._description(index).hardware,
+                self_tests={k: _simulated_test(fails) for k in ("model", "software", "config")},
+                free_bytes=lambda: int(node.free_mb * 1024 * 1024),
+            )
+        return node
+
+    # -- a rollout ----------------------------------------------------------------------------
+
+    async def _start_rollout(self) -> None:
+        admin = EdgeClient(self.base_url, key=self.admin_key, http=self.http, retry=self.retry)
+        reply = await admin.request(
+            "POST",
+            "/v1/rollouts",
+            json={
+                "artifact_id": self.rollout_artifact,
+                "to": {"nodes": [n.client.node_id for n in self.fleet]},
+                "phases": list(self.rollout_phases),
+            },
+        )
+        self.rollout_id = reply.body["id"]
+        self.rollout_started = time.monotonic()
+
+    async def _watch_rollout(self) -> None:
+        """Ends the run once the rollout paused, completed or rolled back."""
+        admin = EdgeClient(self.base_url, key=self.admin_key, http=self.http, retry=self.retry)
+        while not self.stop.is_set():
+            try:
+                reply = await admin.request("GET", f"/v1/rollouts/{self.rollout_id}")
+            except EdgeError:
+                reply = None
+            if reply is not None and reply.body["state"] in SETTLED_ROLLOUTS:
+                self.rollout_settled = time.monotonic() - self.rollout_started
+                self.stop.set()
+                return
+            await _sleep_or_stop(self.stop, 0.25)
+
+    async def _rollout_outcome(self) -> RolloutOutcome:
+        admin = EdgeClient(self.base_url, key=self.admin_key, http=self.http, retry=self.retry)
+        rollout = (await admin.request("GET", f"/v1/rollouts/{self.rollout_id}")).body
+        members = (await admin.request("GET", f"/v1/rollouts/{self.rollout_id}/nodes")).body
+        beyond = [
+            m for m in members["data"] if m["phase"] > rollout["phase"] and m["status"] != "pending"
+        ]
+        return RolloutOutcome(
+            rollout_id=rollout["id"],
+            state=rollout["state"],
+            phase=rollout["phase"],
+            settled_after_s=self.rollout_settled,
+            counts=rollout["counts"],
+            failing_nodes=len(self.failing),
+            offered_beyond=len(beyond),
+            reported=self.reported,
+        )
+
+    def _follow(self, node: _Node, reply: HeartbeatReply) -> None:
+        """Act on artifact directives in the background, one install at a time per node."""
+        wanted = [d for d in reply.directives if d.type.startswith("artifact_")]
+        if not wanted or node.updater is None or node.updating is not None:
+            return
+
+        async def follow(updater: Updater) -> None:
+            for outcome in await updater.follow(wanted):
+                self.reported[outcome.status] += 1
+
+        node.updating = asyncio.create_task(follow(node.updater))
+        node.updating.add_done_callback(lambda _: setattr(node, "updating", None))
 
     # -- load ---------------------------------------------------------------------------------
 
@@ -448,7 +571,9 @@ class _Simulation:
             asyncio.create_task(self._syncing(n)) for n in self.fleet if n.knowledge is not None
         ]
         tick = asyncio.create_task(self._ticker())
-        await asyncio.sleep(self.duration_s)
+        if self.rollout_id:
+            loops.append(asyncio.create_task(self._watch_rollout()))
+        await _sleep_or_stop(self.stop, self.duration_s)
         self.stop.set()
         elapsed = time.monotonic() - self.started_at
         await asyncio.gather(*loops, tick)
@@ -500,6 +625,7 @@ class _Simulation:
         self.stats.kinds["heartbeat"].ok += 1
         self.stats.kinds["heartbeat"].latencies_ms.append((time.perf_counter() - started) * 1e3)
         node.heard(reply)
+        self._follow(node, reply)
         self._start_flush(node)
 
     async def _asking(self, node: _Node) -> None:
@@ -576,7 +702,8 @@ class _Simulation:
         if self.on_progress:
             self.on_progress(Progress("draining", 0, len(self.inflight), 0, 0, 0))
         deadline = time.monotonic() + self.drain_s
-        await _finish(self.inflight, self.fleet, deadline)
+        installs = {n.updating for n in self.fleet if n.updating is not None}
+        await _finish(self.inflight | installs, self.fleet, deadline)
         for node in self.fleet:
             self._start_flush(node)
         await _finish(set(), self.fleet, deadline + self.drain_s)
@@ -601,6 +728,7 @@ class _Simulation:
             packages_applied=stats.packages_applied,
             restarts=stats.restarts,
             out_of_sync=[node_id or "" for node_id in mismatched],
+            rollout=await self._rollout_outcome() if self.rollout_id else None,
         )
 
 
@@ -624,6 +752,9 @@ async def simulate_async(
     restart_probability: float = 0.0,
     zipf: float = 0.0,
     metrics_port: int | None = None,
+    rollout_artifact: str | None = None,
+    rollout_phases: Sequence[float] = (5, 25, 100),
+    fail_share: float = 0.0,
 ) -> SimulationReport:
     """Enrol `nodes` nodes, run them for `duration_s`, then let in-flight calls finish (up to
     `drain_s`) and deliver the outboxes once more.
@@ -638,6 +769,10 @@ async def simulate_async(
     little each time (case, punctuation, a greeting), as people ask the same thing.
     `metrics_port`: serve the fleet's `lilevy.metrics`, added up over the nodes, at
     http://127.0.0.1:PORT/metrics from before enrolment until the run ends.
+    `rollout_artifact`: once enrolled, the fleet is sent this artifact in a rollout of
+    `rollout_phases`; each node installs it A/B as `lilevy.updates` does, and `fail_share`
+    of them (a fixed choice) fail their self-test. The run ends when the rollout pauses,
+    completes or rolls back (or after `duration_s`), and the report says how it went.
     """
     pool = list(questions) if questions is not None else load_questions()
     if not pool:
@@ -661,6 +796,9 @@ async def simulate_async(
         restart_probability=restart_probability,
         zipf=zipf,
         metrics_port=metrics_port,
+        rollout_artifact=rollout_artifact,
+        rollout_phases=tuple(rollout_phases),
+        fail_share=fail_share,
     )
     return await simulation.run()
 

@@ -1,0 +1,1 @@
+"""Routes of the update manager: artifacts and rollouts."""

@@ -1,0 +1,1 @@
+"""Updates for the fleet: artifacts (models, software, config) and their staged rollouts."""
