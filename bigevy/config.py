@@ -410,6 +410,21 @@ class UpdatesSpec(_Strict):
     )
 
 
+class BackupSpec(_Strict):
+    """Backups of bigEVY's state (`bigevy backup`), and the schedule the gateway keeps."""
+
+    location: str | None = Field(
+        None,
+        description="A directory or s3://bucket/prefix; default <data_dir>-backups beside the "
+        "data dir (a backup in the data dir goes with its disk).",
+    )
+    every_h: float | None = Field(
+        None, gt=0, description="A backup this often, made by one gateway replica; None: off."
+    )
+    keep_daily: int = Field(7, ge=0, description="Prune keeps the newest backup of N days...")
+    keep_weekly: int = Field(4, ge=0, description="...and of M weeks before those.")
+
+
 class GatewaySpec(_Strict):
     """The HTTP ingress deployment."""
 
@@ -484,6 +499,7 @@ class Settings(BaseSettings):
     fleet: FleetSpec = FleetSpec()
     sync: SyncSpec = SyncSpec()
     updates: UpdatesSpec = UpdatesSpec()
+    backups: BackupSpec = BackupSpec()
     connectors: ConnectorsSpec = Field(
         default_factory=ConnectorsSpec,
         description="Data sources fetched on schedules (state file default: "
@@ -546,6 +562,14 @@ class Settings(BaseSettings):
     @property
     def artifacts_uri(self) -> str:
         return self.updates.artifacts_uri or str(self.data_dir / "artifacts")
+
+    @property
+    def backup_location(self) -> str:
+        return self.backups.location or str(self.data_dir.parent / f"{self.data_dir.name}-backups")
+
+    @property
+    def connectors_state_file(self) -> Path:
+        return self.connectors.state_file or self.data_dir / "connectors.json"
 
     @property
     def admin_key_file(self) -> Path:

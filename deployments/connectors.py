@@ -15,9 +15,7 @@ from deployments.handles import HandleCalls
 
 
 async def open_connectors(settings: Settings, knowledge: DeploymentHandle) -> ConnectorRunner:
-    spec = settings.connectors
-    if spec.state_file is None:
-        spec = spec.model_copy(update={"state_file": settings.data_dir / "connectors.json"})
+    spec = settings.connectors.model_copy(update={"state_file": settings.connectors_state_file})
     sink = ServerSink(HandleCalls(knowledge), AlertService(open_fleet(settings)))
     runner = ConnectorRunner.from_spec(spec, sink)
     runner.start()

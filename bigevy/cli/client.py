@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from bigevy.cli.output import console
 from bigevy.config import Settings
+from bigevy.errors import BigEvyError
 
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="bigEVY base URL (default from settings).")
@@ -41,8 +42,9 @@ class Unreachable(Exception):
 
 
 class ReportingGroup(TyperGroup):
-    """The root command group: a client error ends any command as one red line and exit 1,
-    so commands handle only the replies they treat differently."""
+    """The root command group: a client error (or a refusal by a command that works on this
+    host) ends any command as one red line and exit 1, so commands handle only the replies
+    they treat differently."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -52,6 +54,9 @@ class ReportingGroup(TyperGroup):
             raise typer.Exit(1) from None
         except Unreachable as exc:
             console.print(f"[red]bigEVY is not reachable at {exc.url}[/red]: {exc}")
+            raise typer.Exit(1) from None
+        except BigEvyError as exc:  # a command that works on this host refused
+            console.print(f"[red]{exc.status_code}[/red] {exc.message}", highlight=False)
             raise typer.Exit(1) from None
 
 

@@ -8,6 +8,7 @@ from bigevy.cli import (
     alerts,
     analytics,
     ask,
+    backup,
     connectors,
     dashboards,
     db,
@@ -50,6 +51,7 @@ app.add_typer(dashboards.app, name="dashboards")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(updates.artifacts, name="artifacts")
 app.add_typer(updates.rollouts, name="rollouts")
+app.add_typer(backup.app, name="backup")
 
 if __name__ == "__main__":
     app()

@@ -90,3 +90,11 @@ def head_revision() -> str:
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert head is not None
     return head
+
+
+def known_revisions() -> list[str]:
+    """Every schema revision this code can upgrade from, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    walked = ScriptDirectory(str(MIGRATIONS)).walk_revisions()
+    return [script.revision for script in reversed(list(walked))]

@@ -278,6 +278,30 @@ class RolloutEvent(Base):
     detail: Mapped[str] = mapped_column(String(500), default="")
 
 
+class Restore(Base):
+    """A restore from a backup. Their count is the knowledge `generation` package manifests
+    carry: a node that synced past the backup learns from it that bigEVY went back in time."""
+
+    __tablename__ = "restores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    backup_id: Mapped[str] = mapped_column(String(64))
+    backup_created_at: Mapped[float] = mapped_column(Float)
+    restored_at: Mapped[float] = mapped_column(Float)
+
+
+class BackupRun(Base):
+    """A scheduled backup claimed by one gateway replica (`slot`: which interval it is)."""
+
+    __tablename__ = "backup_runs"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    backup_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
 OPERATOR_ORIGIN = "operator"
 
 

@@ -15,10 +15,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from bigevy.backups.schedule import keep_backing_up
 from bigevy.http.access import AuthenticateFirst
 from bigevy.http.admin import router as admin
 from bigevy.http.alerts import router as alerts
 from bigevy.http.analytics import router as analytics
+from bigevy.http.backups import router as backups
 from bigevy.http.bodylimit import BodyLimit
 from bigevy.http.console import alerts as console_alerts
 from bigevy.http.console import fleet as console_fleet
@@ -52,6 +54,7 @@ ROUTERS = [
     fleet.router,
     sync.router,
     updates.router,
+    backups.router,
     alerts.router,
     contributions.router,
     faq.router,
@@ -68,16 +71,23 @@ ROUTERS = [
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The replica's background work: the gauges it keeps current (bigevy/http/gauges.py),
-    and rollout phases that soaked."""
+    rollout phases that soaked, and scheduled backups."""
     services = app.state.services
     data_dir = services.openai.settings.data_dir
-    census = asyncio.create_task(report_census(services.fleet, services.alerts, data_dir))
-    rollouts = asyncio.create_task(
-        move_rollouts(services.rollouts, services.openai.settings.updates.check_interval_s)
-    )
+    settings = services.openai.settings
+    tasks = [
+        asyncio.create_task(report_census(services.fleet, services.alerts, data_dir)),
+        asyncio.create_task(move_rollouts(services.rollouts, settings.updates.check_interval_s)),
+    ]
+    if settings.backups.every_h:
+        tasks.append(
+            asyncio.create_task(
+                keep_backing_up(services.backups, services.fleet, settings.backups.every_h)
+            )
+        )
     yield
-    census.cancel()
-    rollouts.cancel()
+    for task in tasks:
+        task.cancel()
 
 
 def create_app(services: Services) -> FastAPI:

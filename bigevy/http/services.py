@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from bigevy.alerts.service import AlertService
 from bigevy.analytics.service import Analytics
 from bigevy.answers.service import AnswerService
+from bigevy.backups.service import Backups
 from bigevy.connectors.state import SourceHealth
 from bigevy.fleet.console import ConsoleSessions
 from bigevy.fleet.contributions import ContributionQueue
@@ -94,6 +95,7 @@ class Services:
     artifacts: Artifacts
     uploads: ArtifactUploads
     rollouts: Rollouts
+    backups: Backups
 
     @classmethod
     def build(
@@ -144,6 +146,7 @@ class Services:
             artifacts=artifacts,
             uploads=ArtifactUploads(artifacts),
             rollouts=rollouts,
+            backups=Backups(settings),
         )
 
     @property

@@ -56,7 +56,7 @@ def _same(stored: dict[str, Any] | None, doc: DocumentIn) -> bool:
     return bool(stored) and not stored["deleted"] and stored["content_hash"] == doc.content_hash()
 
 
-def _columns(table: Any, names: list[str], where: str | None = None) -> pa.Table:
+def table_columns(table: Any, names: list[str], where: str | None = None) -> pa.Table:
     """Just these columns of a whole table (not its vectors and texts)."""
     query = table.search().select(names)
     if where:
@@ -195,7 +195,7 @@ class KnowledgeStore:
     def _max_revision(self) -> int:
         if self.documents.count_rows() == 0:
             return 0
-        return int(pc.max(_columns(self.documents, ["revision"])["revision"]).as_py())
+        return int(pc.max(table_columns(self.documents, ["revision"])["revision"]).as_py())
 
     def revision(self) -> int:
         """The latest revision; counted here, as this store is the only writer."""
@@ -365,12 +365,12 @@ class KnowledgeStore:
         """Delete chunks a crashed write left behind (not of their document's current version)."""
         live = {
             (r["id"], r["version"])
-            for r in _columns(self.documents, ["id", "version", "deleted"]).to_pylist()
+            for r in table_columns(self.documents, ["id", "version", "deleted"]).to_pylist()
             if not r["deleted"]
         }
         stale = [
             r["id"]
-            for r in _columns(self.chunks, ["id", "document_id", "version"]).to_pylist()
+            for r in table_columns(self.chunks, ["id", "document_id", "version"]).to_pylist()
             if (r["document_id"], r["version"]) not in live
         ]
         for start in range(0, len(stale), 500):
@@ -384,11 +384,11 @@ class KnowledgeStore:
         """Live documents with no chunks of their version from this model (a re-embed's work)."""
         have = {
             (r["document_id"], r["version"])
-            for r in _columns(self.chunks, ["document_id", "version"]).to_pylist()
+            for r in table_columns(self.chunks, ["document_id", "version"]).to_pylist()
         }
         return sorted(
             r["id"]
-            for r in _columns(self.documents, ["id", "version"], "deleted = false").to_pylist()
+            for r in table_columns(self.documents, ["id", "version"], "deleted = false").to_pylist()
             if (r["id"], r["version"]) not in have
         )
 

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import zstandard
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bigevy import metrics
 from bigevy.config import Settings
 from bigevy.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from bigevy.fleet.models import Node, NodeSync, Package, Subscription
+from bigevy.fleet.models import Node, NodeSync, Package, Restore, Subscription
 from bigevy.fleet.service import FleetService
 from bigevy.http.sync.protocol import (
     AckIn,
@@ -131,6 +131,8 @@ class SyncService:
             self.fleet.live_node(session, node_id)
             state = session.get(NodeSync, node_id)
             base = state.package_id if state and not full else None
+            if base is not None and not self._holdings_path(base).exists():
+                base = None  # its files were lost (a disk, a restore): a full snapshot
             kind = "delta" if base else "full"
             reusable = session.scalars(
                 select(Package)
@@ -219,6 +221,7 @@ class SyncService:
             "held_bytes": sum(wanted[i].cost for i in holdings),
             "created_at": now,
             "expires_at": now + self.spec.package_ttl_s,
+            "generation": self._generation(),
             "entries": payload.entries,
         }
         signed = Signed.of(manifest, self.fleet.signing)
@@ -366,6 +369,11 @@ class SyncService:
 
     def _payload_path(self, package_id: str) -> Path:
         return self.dir / f"{package_id}.zst"
+
+    def _generation(self) -> int:
+        """How often this bigEVY was restored from a backup (docs/package-format.md)."""
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Restore)) or 0
 
     def _holdings_path(self, package_id: str) -> Path:
         return self.dir / f"{package_id}.holdings.zst"

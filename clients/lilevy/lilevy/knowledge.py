@@ -64,6 +64,10 @@ class PackageRejected(Exception):
         self.reason = reason
 
 
+class OutOfStep(PackageRejected):
+    """A delta cut from another revision than the store's: a full snapshot sets it right."""
+
+
 @dataclass(frozen=True)
 class Applied:
     package_id: str
@@ -114,6 +118,12 @@ class EdgeKnowledge:
     @property
     def revision(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def generation(self) -> int:
+        """bigEVY's restore count in the last package applied (docs/package-format.md)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
 
     def count(self) -> int:
@@ -171,15 +181,20 @@ class EdgeKnowledge:
         if applied:
             raise PackageRejected(f"package {manifest['package_id']} was already applied")
         current = self.revision
+        # A restored bigEVY counts its restores (`generation`): a node that synced past the
+        # backup holds revisions bigEVY no longer has, and takes a full snapshot of the newer
+        # generation whatever its revision.
+        restored = manifest.get("generation", 0) > self.generation
         if manifest["kind"] == "delta":
             if manifest["from_revision"] != current:
-                raise PackageRejected(
+                raise OutOfStep(
                     f"delta from revision {manifest['from_revision']}, but this store is at "
-                    f"{current}: fetch a new manifest"
+                    f"{current}: fetch a full snapshot"
                 )
         elif manifest["kind"] == "full":
-            if manifest["to_revision"] < current or (
-                manifest["to_revision"] == current and self.count()
+            if not restored and (
+                manifest["to_revision"] < current
+                or (manifest["to_revision"] == current and self.count())
             ):
                 raise PackageRejected(
                     f"snapshot of revision {manifest['to_revision']} is not newer than this "
@@ -238,8 +253,9 @@ class EdgeKnowledge:
                 else:
                     deletes += 1
             self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?)",
-                (str(manifest["to_revision"]),),
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?), "
+                "('generation', ?)",
+                (str(manifest["to_revision"]), str(manifest.get("generation", 0))),
             )
             self.db.execute(
                 "INSERT INTO applied (package_id, to_revision, applied_at) VALUES (?, ?, ?)",

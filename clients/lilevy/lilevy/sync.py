@@ -17,7 +17,7 @@ import httpx
 
 from lilevy.client import EdgeClient
 from lilevy.errors import EdgeError, error_from_exception, error_from_response
-from lilevy.knowledge import Applied, EdgeKnowledge, PackageRejected
+from lilevy.knowledge import Applied, EdgeKnowledge, OutOfStep, PackageRejected
 
 if TYPE_CHECKING:
     from lilevy.metrics import SyncFailure
@@ -80,11 +80,19 @@ async def sync_knowledge(
     max_bytes: int | None = None,
 ) -> SyncResult:
     """One round of sync. Raises `PackageRejected` (after telling bigEVY) for a bad package,
-    `EdgeError` when bigEVY cannot be reached or refuses; `max_bytes` simulates a cut. Counted
-    in the client's `metrics`, if it has any."""
+    `EdgeError` when bigEVY cannot be reached or refuses; `max_bytes` simulates a cut. A delta
+    that does not fit the store is followed by a full snapshot. Counted in the client's
+    `metrics`, if it has any."""
     metrics = client.metrics
     try:
-        result = await _sync_once(client, store, work_dir, full, max_bytes)
+        try:
+            result = await _sync_once(client, store, work_dir, full, max_bytes)
+        except OutOfStep:
+            if full:
+                raise
+            # This store is not where bigEVY thinks (it synced past a backup bigEVY was
+            # restored from, or lost an ack): a full snapshot sets it right.
+            result = await _sync_once(client, store, work_dir, True, max_bytes)
     except PackageRejected:
         if metrics is not None:
             metrics.sync_failed("rejected")

@@ -1,5 +1,5 @@
 """Artifacts and staged rollouts (replacing the unused rollouts table of 0001), maintenance
-windows, and the model version of each escalation.
+windows, the model version of each escalation, restores and scheduled backup runs.
 
 Revision ID: 0007
 Revises: 0006
@@ -81,6 +81,21 @@ def upgrade() -> None:
         sa.Column("detail", sa.String(length=500), nullable=False),
     )
     op.create_index("ix_rollout_events_rollout_id", "rollout_events", ["rollout_id"])
+    op.create_table(
+        "restores",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("backup_id", sa.String(length=64), nullable=False),
+        sa.Column("backup_created_at", sa.Float(), nullable=False),
+        sa.Column("restored_at", sa.Float(), nullable=False),
+    )
+    op.create_table(
+        "backup_runs",
+        sa.Column("slot", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("finished_at", sa.Float()),
+        sa.Column("backup_id", sa.String(length=64)),
+        sa.Column("error", sa.String(length=500)),
+    )
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("maintenance_window", sa.String(length=11)))
     with op.batch_alter_table("escalations") as batch:
@@ -92,6 +107,8 @@ def downgrade() -> None:
         batch.drop_column("model_version")
     with op.batch_alter_table("nodes") as batch:
         batch.drop_column("maintenance_window")
+    op.drop_table("backup_runs")
+    op.drop_table("restores")
     op.drop_table("rollout_events")
     op.drop_table("rollout_nodes")
     op.drop_table("rollouts")

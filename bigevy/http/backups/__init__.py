@@ -1,0 +1,1 @@
+"""Routes of bigEVY's backups."""

@@ -1,0 +1,40 @@
+"""Wire models of the backup routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BackupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str | None = Field(
+        None,
+        max_length=1000,
+        description="A directory or s3://bucket/prefix on bigEVY's side; default: "
+        "`backups.location`.",
+    )
+
+
+class BackupOut(BaseModel):
+    id: str
+    location: str
+    created_at: float
+    bigevy_version: str
+    schema_revision: str | None
+    database: str = Field(description="sqlite | postgresql")
+    knowledge_revision: int = Field(description="The knowledge base's revision it holds.")
+    documents: int
+    nodes: int
+    files: int
+    bytes: int
+
+
+class BackupList(BaseModel):
+    data: list[BackupOut]
+
+
+class BackupCheck(BaseModel):
+    id: str
+    ok: bool
+    problems: list[str]
