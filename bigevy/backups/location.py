@@ -1,5 +1,9 @@
 """Where backups are kept: a directory or an object store prefix (pyarrow's filesystems), and
-copying into and out of it with every file's size and sha256 counted on the way."""
+copying into and out of it with every file's size and sha256 counted on the way.
+
+Every stream is opened with `compression=None`: pyarrow otherwise decompresses a `.zst` file
+as it reads it (and compresses as it writes), which changes the bytes a backup must keep.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +56,8 @@ def copy_file(
     digest, size = hashlib.sha256(), 0
     parent = dst.rsplit("/", 1)[0]
     dst_fs.create_dir(parent, recursive=True)
-    with src_fs.open_input_stream(src) as reader, dst_fs.open_output_stream(dst) as writer:
+    reading = src_fs.open_input_stream(src, compression=None)
+    with reading as reader, dst_fs.open_output_stream(dst, compression=None) as writer:
         while chunk := reader.read(CHUNK):
             writer.write(chunk)
             digest.update(chunk)
@@ -91,7 +96,7 @@ def copy_tree(
 def digest(fs: pafs.FileSystem, path: str) -> tuple[int, str]:
     """(size, sha256) of a stored file."""
     sha, size = hashlib.sha256(), 0
-    with fs.open_input_stream(path) as reader:
+    with fs.open_input_stream(path, compression=None) as reader:
         while chunk := reader.read(CHUNK):
             sha.update(chunk)
             size += len(chunk)

@@ -143,7 +143,8 @@ class Backups:
             "files": [vars(f) for f in files],
         }
         text = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        with fs.open_output_stream(f"{dest}/{MANIFEST}") as out:  # last: the backup is whole
+        # Written last: a folder without it is no backup (cut short), and is never listed.
+        with fs.open_output_stream(f"{dest}/{MANIFEST}", compression=None) as out:
             out.write(text)
         return manifest
 
@@ -185,7 +186,7 @@ class Backups:
         if self.settings.admin_key_file.exists():
             secrets["admin.key"] = self.settings.admin_key_file.read_bytes()
         sealed = json.dumps(seal(secrets, phrase, backup_id), indent=1).encode()
-        with fs.open_output_stream(f"{dest}/{SEALED}") as out:
+        with fs.open_output_stream(f"{dest}/{SEALED}", compression=None) as out:
             out.write(sealed)
         return Copied(SEALED, *digest(fs, f"{dest}/{SEALED}"))
 
@@ -467,7 +468,7 @@ def _out(manifest: dict[str, Any], location: str) -> BackupOut:
 
 
 def _read(fs: Any, path: str) -> bytes:
-    with fs.open_input_stream(path) as f:
+    with fs.open_input_stream(path, compression=None) as f:
         return f.read()
 
 

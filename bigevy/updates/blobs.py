@@ -32,7 +32,7 @@ class BlobWriter:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
         self.tmp = f"{store.root}/tmp/{uuid.uuid4().hex}"
-        self._out = store.fs.open_output_stream(self.tmp)
+        self._out = store.fs.open_output_stream(self.tmp, compression=None)
         self._hash = hashlib.sha256()
         self.size = 0
         self.committed = False
