@@ -27,6 +27,7 @@ from bigevy.http.console import fleet as console_fleet
 from bigevy.http.console import knowledge as console_knowledge
 from bigevy.http.console import review as console_review
 from bigevy.http.console import router as console
+from bigevy.http.console import updates as console_updates
 from bigevy.http.console.guard import STATIC
 from bigevy.http.console.pages import HERE as CONSOLE_FILES
 from bigevy.http.contributions import router as contributions
@@ -51,6 +52,7 @@ ROUTERS = [
     console_alerts.router,
     console_knowledge.router,
     console_review.router,
+    console_updates.router,
     fleet.router,
     sync.router,
     updates.router,

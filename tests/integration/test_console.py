@@ -436,11 +436,40 @@ def test_an_admin_revokes_a_node_after_confirming(
     assert beat.status_code == 401
 
 
+def test_a_rollout_is_followed_and_paused_with_a_reason(
+    operator: Page, browser: Browser, base_url: str, keys: dict[str, str], node: dict[str, str]
+) -> None:
+    artifact = API.post(
+        f"{base_url}/v1/artifacts", params={"kind": "model", "version": "m2"}, content=b"GGUF.."
+    ).json()
+    made = API.post(
+        f"{base_url}/v1/rollouts", json={"artifact_id": artifact["id"], "to": {"all": True}}
+    ).json()
+    operator.goto(f"{base_url}/console/updates")
+    operator.get_by_role("link", name="model m2").click()
+    expect(operator.locator("#state")).to_have_text("active")
+    expect(operator.get_by_role("link", name=node["id"])).to_be_visible()
+    operator.get_by_label("Reason (kept with the change)").fill("checking the canaries")
+    operator.get_by_role("button", name="Pause").click()
+    expect(operator.locator("#state")).to_have_text("paused")
+    expect(operator.locator("#event-list")).to_contain_text("pause by key:")
+    expect(operator.locator("#event-list")).to_contain_text("checking the canaries")
+    assert API.get(f"{base_url}/v1/rollouts/{made['id']}").json()["state"] == "paused"
+    shot(operator, "rollout")
+
+    reader = sign_in(browser, base_url, keys["reader"])
+    reader.goto(f"{base_url}/console/updates/{made['id']}")
+    expect(reader.get_by_role("button", name="Resume")).to_have_count(0)
+    operator.get_by_role("button", name="Abort").click()
+    expect(operator.locator("#state")).to_have_text("aborted")
+
+
 PAGES = [
     ("overview", "/console"),
     ("fleet-list", "/console/fleet"),
     ("alerts", "/console/alerts"),
     ("compose", "/console/alerts/new"),
+    ("updates", "/console/updates"),
     ("knowledge", "/console/knowledge?q=water"),
     ("documents", "/console/knowledge/documents"),
     ("upload", "/console/knowledge/upload"),

@@ -45,6 +45,7 @@ from lilevy.knowledge import Applied, PackageRejected
 from lilevy.outbox import DeliveryReport, Outbox
 from lilevy.simulator import Progress, simulate
 from lilevy.sync import sync_knowledge
+from lilevy.updates import Updater
 from packaging.requirements import Requirement
 from sqlalchemy import func, select
 
@@ -432,6 +433,8 @@ def requests_lilevy_sends(work_dir: Path) -> list[tuple[str, str, dict[str, Any]
             rejecting = _StandInStore(rejects=True)
             with pytest.raises(PackageRejected):
                 await sync_knowledge(edge, rejecting, work_dir)  # type: ignore[arg-type]
+            rollback = {"rollout_id": "ro-1", "kind": "config", "version": "c1"}
+            await Updater(edge, work_dir / "slots", "").rollback(rollback)
 
     asyncio.run(every_call())
     return sent
@@ -501,7 +504,7 @@ def test_lilevys_wire_shapes_match_the_servers_openapi_document(
         used.add(name)
         problems += request_problems(doc, name, f"{method} {path}", body)
     assert set(WIRE_REQUESTS.values()) <= used, used  # the table names the schemas routes use
-    assert {"EvyQuery", "AlertAck", "AckIn", "SyncErrorIn"} <= used, used
+    assert {"EvyQuery", "AlertAck", "AckIn", "SyncErrorIn", "RolloutReport"} <= used, used
 
     assert not problems, "\n".join(problems)
 

@@ -23,6 +23,7 @@ SECTIONS = [
     ("overview", "/console", "Overview"),
     ("fleet", "/console/fleet", "Fleet"),
     ("alerts", "/console/alerts", "Alerts"),
+    ("updates", "/console/updates", "Updates"),
     ("knowledge", "/console/knowledge", "Knowledge"),
     ("review", "/console/review", "Review"),
     ("analytics", "/console/analytics", "Analytics"),
