@@ -154,7 +154,7 @@ class Backups:
         """Each table tagged, copied, untagged; the documents table last."""
         db = lancedb.connect(self.settings.lancedb_uri)
         src_fs, src_root = filesystem(self.settings.lancedb_uri)
-        names = sorted(db.list_tables().tables, key=lambda n: n == "documents")
+        names = sorted(_tables(self.settings.lancedb_uri), key=lambda n: n == "documents")
         tables, files, revision, documents = {}, [], 0, 0
         for name in names:
             table = db.open_table(name)
@@ -337,6 +337,13 @@ class Backups:
         used = [str(data_dir)] if data_dir.exists() and any(data_dir.iterdir()) else []
         if not metadata.is_empty(settings.metadata_url):
             used.append("the metadata database")
+        if "://" in settings.lancedb_uri and _tables(settings.lancedb_uri):
+            # Written in place, not beside: nothing there may be replaced, even with --force.
+            raise Conflict(
+                f"the knowledge base at {settings.lancedb_uri} has tables: restore into an "
+                "empty prefix (knowledge.lancedb_uri)",
+                param="knowledge.lancedb_uri",
+            )
         if used and not force:
             raise Conflict(
                 f"{', '.join(used)} is not empty: restore onto an empty data dir, or give "
@@ -443,6 +450,10 @@ class Backups:
                 table.restore()
             if manifest["id"] in table.tags.list():
                 table.tags.delete(manifest["id"])
+
+
+def _tables(uri: str) -> list[str]:
+    return list(lancedb.connect(uri).list_tables().tables)
 
 
 def _under(live_uri: str, staged_uri: str) -> str:

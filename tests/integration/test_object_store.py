@@ -1,6 +1,7 @@
 """The knowledge base on an object store (`BIGEVY_KNOWLEDGE__LANCEDB_URI=s3://…`), as a
 cluster keeps it: a real Serve app whose replicas read and write LanceDB tables in an S3
-bucket. S3 itself is a third party this machine cannot reach, so moto's S3 server stands in."""
+bucket, keep artifacts there, and back up into it. S3 itself is a third party this machine
+cannot reach, so moto's S3 server stands in."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ import boto3
 import httpx
 import pytest
 
-from bigevy.config import KnowledgeSpec, Settings
+from bigevy.backups.sealing import PASSPHRASE_ENV
+from bigevy.backups.service import Backups
+from bigevy.config import KnowledgeSpec, Settings, UpdatesSpec
+from bigevy.errors import Conflict
 from tests.integration.test_sync import Node, doc, write
 from tests.support.cluster import API, ServeCluster, free_port, wait_for
 
 BUCKET = "bigevy-knowledge"
 URI = f"s3://{BUCKET}/lancedb"
+ARTIFACTS = f"s3://{BUCKET}/artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +43,7 @@ def s3() -> Iterator[object]:
         "AWS_SECRET_ACCESS_KEY": "bigevy-test-secret",
         "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT": endpoint,
+        "AWS_ENDPOINT_URL": endpoint,  # pyarrow's name for it (artifacts, backups)
         "AWS_ALLOW_HTTP": "true",
     }
     saved = {name: os.environ.get(name) for name in aws}
@@ -72,8 +78,12 @@ def serve_cluster(s3: object) -> Iterator[ServeCluster]:
     cluster.close()
 
 
-def on_s3(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, knowledge=KnowledgeSpec(lancedb_uri=URI))
+def on_s3(data_dir: Path, lancedb: str = URI, artifacts: str = ARTIFACTS) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        knowledge=KnowledgeSpec(lancedb_uri=lancedb),
+        updates=UpdatesSpec(artifacts_uri=artifacts),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +143,34 @@ def test_another_host_serves_the_same_knowledge(
     assert found(moved, "what to do in a thunderstorm")[0] == "lightning"
     wells = API.get(f"{moved}/v1/knowledge/documents/wells").json()
     assert wells["version"] == 2  # the history came along, not a fresh copy
+
+
+def test_artifacts_and_backups_live_in_the_bucket(
+    base_url: str, s3: object, host_a: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(300_000)
+    made = API.post(
+        f"{base_url}/v1/artifacts", params={"kind": "model", "version": "s3-1"}, content=data
+    )
+    assert made.status_code == 201, made.text
+    artifact = made.json()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]  # type: ignore[attr-defined]
+    assert f"artifacts/sha256/{artifact['sha256'][:2]}/{artifact['sha256']}" in keys
+    tail = API.get(f"{base_url}{artifact['download_url']}", headers={"Range": "bytes=299990-"})
+    assert tail.status_code == 206 and tail.content == data[-10:]
+
+    # A backup of the running app into the bucket, restored on a new host whose knowledge
+    # base and artifacts have prefixes of their own.
+    monkeypatch.setenv(PASSPHRASE_ENV, "the bucket backup passphrase")
+    where = f"s3://{BUCKET}/backups"
+    backup = Backups(on_s3(host_a)).create(to=where)
+    assert [b.id for b in Backups(on_s3(host_a)).list(where)] == [backup.id]
+    assert Backups(on_s3(host_a)).verify(backup.id, where) == []
+    host_c = on_s3(tmp_path / "host-c", f"s3://{BUCKET}/lancedb-c", f"s3://{BUCKET}/artifacts-c")
+    restored = Backups(host_c).restore(backup.id, where)
+    assert restored.documents == backup.documents > 0
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]  # type: ignore[attr-defined]
+    assert any(k.startswith("lancedb-c/documents.lance/") for k in keys)
+    assert f"artifacts-c/sha256/{artifact['sha256'][:2]}/{artifact['sha256']}" in keys
+    with pytest.raises(Conflict, match="has tables"):  # written in place: never over a store
+        Backups(on_s3(tmp_path / "host-d", f"s3://{BUCKET}/lancedb-c")).restore(backup.id, where)
