@@ -345,6 +345,17 @@ def test_bad_input_is_refused_and_nothing_is_half_applied(
 
     (outcome,) = asyncio.run(tampered())
     assert outcome.status == "failed" and "signature" in outcome.detail
+
+    # Bytes that are not the signed ones (a disk error, a proxy): refused, deleted, reported.
+    third = Node(base_url, tmp_path, "third")
+    ro = API.post(rollouts, json={"artifact_id": created["id"], "to": {"nodes": [third.id]}})
+    assert ro.status_code == 201, ro.text
+    part = third.root / "incoming" / f"{created['sha256']}.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"model bytez")
+    (outcome,) = third.beat()
+    assert outcome.status == "failed" and "does not match the signed one" in outcome.detail
+    assert not part.exists() and third.runs("model") == ""
     ranged = API.get(f"{url}/{created['id']}/file", headers={"Range": "bytes=6-"})
     assert ranged.status_code == 206 and ranged.content == b"bytes"
     past = API.get(f"{url}/{created['id']}/file", headers={"Range": "bytes=11-"})

@@ -10,12 +10,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bigevy.backups import metadata
+from bigevy.backups.schedule import run_due
 from bigevy.backups.sealing import PASSPHRASE_ENV
 from bigevy.backups.service import Backups
 from bigevy.config import Settings
 from bigevy.errors import Conflict, Unauthorized, ValidationFailed
+from bigevy.fleet.models import BackupRun
 from bigevy.fleet.roles import Role
 from bigevy.fleet.service import open_fleet
 from bigevy.http.fleet.protocol import EnrollRequest
@@ -126,8 +129,10 @@ def test_refusals_write_nothing(settings: Settings, monkeypatch: pytest.MonkeyPa
 
     sqlite = folder / "metadata.sqlite"
     sqlite.write_bytes(sqlite.read_bytes()[:-1] + b"\x01")
+    (folder / "keys.sealed.json").unlink()
     problems = backups.verify(backup.id)
-    assert problems and problems[0].startswith("metadata.sqlite: changed")
+    assert problems[0].startswith("metadata.sqlite: changed")
+    assert problems[1] == "keys.sealed.json: missing"
     with pytest.raises(ValidationFailed, match="damaged, nothing was restored"):
         backups.restore(backup.id)
     assert not settings.data_dir.exists()
@@ -180,4 +185,24 @@ def test_the_metadata_database_round_trips_on_both_backends(
     metadata.load(database_url, dump)
     fleet = open_fleet(settings)
     assert fleet.authenticate(key).role == Role.operator
+    fleet.engine.dispose()
+
+
+def test_a_scheduled_backup_is_made_once_per_interval(settings: Settings) -> None:
+    fleet = open_fleet(settings)
+    put(store_of(settings), 1)
+    now = [1_800_000_000.0]
+    fleet.clock = lambda: now[0]
+    backups = Backups(settings, clock=fleet.clock)
+    first = run_due(backups, fleet, 3600)
+    assert first is not None
+    assert run_due(backups, fleet, 3600) is None  # another replica, the same hour: nothing
+    now[0] += 3600
+    second = run_due(backups, fleet, 3600)
+    assert second not in (None, first)
+    # ...and each run prunes: the same day's older backup goes (one a day is kept).
+    assert [b.id for b in backups.list()] == [second]
+    with fleet.sessions() as session:
+        runs = session.scalars(select(BackupRun).order_by(BackupRun.slot)).all()
+        assert [(r.backup_id, r.error) for r in runs] == [(first, None), (second, None)]
     fleet.engine.dispose()
