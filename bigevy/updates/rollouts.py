@@ -136,7 +136,7 @@ class Rollouts:
         sources, target = COMMANDS[action]
         now = self.fleet.clock()
         with self.sessions.begin() as session:
-            rollout = _locked(session, rollout_id)
+            rollout = _rollout(session, rollout_id, lock=True)
             if rollout.state not in sources:
                 raise Conflict(
                     f"rollout {rollout_id} is {rollout.state}: it cannot {action}",
@@ -183,17 +183,7 @@ class Rollouts:
             )
             if status is not None:
                 query = query.where(RolloutNode.status == status)
-            return [
-                RolloutNodeOut(
-                    node_id=n.node_id,
-                    phase=n.phase,
-                    status=n.status,  # type: ignore[arg-type]
-                    detail=n.detail,
-                    offered_at=n.offered_at,
-                    updated_at=n.updated_at,
-                )
-                for n in session.scalars(query).all()
-            ]
+            return [_member_out(n) for n in session.scalars(query).all()]
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -234,7 +224,7 @@ class Rollouts:
         """A node's step; a failure past the threshold pauses the rollout at once."""
         now = self.fleet.clock()
         with self.sessions.begin() as session:
-            rollout = _locked(session, rollout_id)
+            rollout = _rollout(session, rollout_id, lock=True)
             member = session.get(RolloutNode, (rollout_id, node_id))
             if member is None:
                 raise NotFound(f"this node is not in rollout {rollout_id}", param="rollout_id")
@@ -245,14 +235,7 @@ class Rollouts:
             if changed and body.status in ("failed", "rolled_back"):
                 _event(session, rollout, now, f"node:{node_id}", body.status, body.detail)
             self._advance(session, rollout, now)
-            return RolloutNodeOut(
-                node_id=node_id,
-                phase=member.phase,
-                status=member.status,  # type: ignore[arg-type]
-                detail=member.detail,
-                offered_at=member.offered_at,
-                updated_at=now,
-            )
+            return _member_out(member)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -266,7 +249,7 @@ class Rollouts:
         changed = 0
         for rollout_id in ids:
             with self.sessions.begin() as session:
-                rollout = _locked(session, rollout_id)
+                rollout = _rollout(session, rollout_id, lock=True)
                 before = (rollout.state, rollout.phase)
                 self._advance(session, rollout, now)
                 changed += (rollout.state, rollout.phase) != before
@@ -445,20 +428,24 @@ def _actor(key_id: str | None) -> str:
     return f"key:{key_id}" if key_id else "operator"
 
 
-def _rollout(session: Session, rollout_id: str) -> Rollout:
-    rollout = session.get(Rollout, rollout_id)
+def _rollout(session: Session, rollout_id: str, lock: bool = False) -> Rollout:
+    """The rollout row; with `lock`, locked until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway)."""
+    rollout = session.get(Rollout, rollout_id, with_for_update=lock)
     if rollout is None:
         raise NotFound(f"no rollout {rollout_id!r}", param="rollout_id")
     return rollout
 
 
-def _locked(session: Session, rollout_id: str) -> Rollout:
-    """The rollout row, locked until the transaction ends (PostgreSQL; SQLite serialises
-    writers anyway)."""
-    rollout = session.get(Rollout, rollout_id, with_for_update=True)
-    if rollout is None:
-        raise NotFound(f"no rollout {rollout_id!r}", param="rollout_id")
-    return rollout
+def _member_out(member: RolloutNode) -> RolloutNodeOut:
+    return RolloutNodeOut(
+        node_id=member.node_id,
+        phase=member.phase,
+        status=member.status,  # type: ignore[arg-type]
+        detail=member.detail,
+        offered_at=member.offered_at,
+        updated_at=member.updated_at,
+    )
 
 
 def _set_state(
