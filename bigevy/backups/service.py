@@ -321,6 +321,9 @@ class Backups:
                 f"use {metadata.kind(self.settings.metadata_url)}",
                 param="database_url",
             )
+        outside = [f["path"] for f in manifest["files"] if not _inside(f["path"])]
+        if outside:
+            raise ValidationFailed(f"backup {backup_id} names files outside it: {outside[:3]}")
         problems = self.verify(backup_id, where, progress, passphrase=False)
         if problems:
             raise ValidationFailed(
@@ -421,7 +424,12 @@ class Backups:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / name
             copy_file(fs, f"{source}/{name}", _local_fs(), str(local))
-            if force and self.settings.database_url is not None:
+            if force and self.settings.database_url and not metadata.is_empty(url):
+                # A database outside the data dir is replaced in place: dumped beside the
+                # data dir first, as the data dir itself is kept.
+                data_dir = self.settings.data_dir
+                kept = data_dir.parent / f"{data_dir.name}.replaced-{int(self.clock())}.{name}"
+                metadata.dump(url, kept)
                 metadata.clear(url)
             metadata.load(url, local)
         engine = make_engine(url)
@@ -450,6 +458,12 @@ class Backups:
                 table.restore()
             if manifest["id"] in table.tags.list():
                 table.tags.delete(manifest["id"])
+
+
+def _inside(path: str) -> bool:
+    """A manifest's file path that stays inside the backup (and the data dir it restores)."""
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
 
 
 def _tables(uri: str) -> list[str]:

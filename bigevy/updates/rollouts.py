@@ -126,7 +126,6 @@ class Rollouts:
                 )
             what = f"{artifact.kind} {artifact.version} to {len(nodes)} nodes"
             _event(session, rollout, now, _actor(key_id), "created", what)
-            self._advance(session, rollout, now)  # a first phase of no nodes moves on at once
         return self.get(rollout_id)
 
     def command(
@@ -271,7 +270,7 @@ class Rollouts:
             if failed > 0 and failed / max(total, 1) > rollout.pause_above:
                 why = (
                     f"{failed} of {total} nodes failed "
-                    f"(over {rollout.pause_above:.0%}) in phase {rollout.phase + 1}"
+                    f"(over {rollout.pause_above * 100:g}%) in phase {rollout.phase + 1}"
                 )
                 rollout.reason = why
                 _set_state(session, rollout, "paused", now, BIGEVY, "paused", why)

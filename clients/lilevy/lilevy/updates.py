@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -247,6 +248,10 @@ class Updater:
         )
         if artifact.get("format") != "bigevy-artifact/1" or artifact.get("kind") not in KINDS:
             raise PackageRejected(f"not an artifact this node knows: {artifact.get('format')}")
+        if not re.fullmatch(r"[0-9a-f]{64}", str(artifact.get("sha256"))):
+            raise PackageRejected("the artifact's sha256 is not a hex digest")
+        if not isinstance(artifact.get("size"), int) or artifact["size"] < 0:
+            raise PackageRejected("the artifact's size is not a number of bytes")
         if not _local_path(detail.get("download_url")):
             raise PackageRejected(f"refused download URL {detail.get('download_url')!r}")
         if artifact["hardware"] and self.hardware not in artifact["hardware"]:
