@@ -148,3 +148,14 @@ def test_a_backup_under_load_restores_a_working_bigevy(
     (offer,) = [d for d in beat.json()["directives"] if d["type"] == "artifact_update"]
     assert offer["detail"]["rollout_id"] == rollout["id"]
     assert steady.get(offer["detail"]["download_url"]).content == b"{}"
+
+    # The routes do the same in the gateway (the passphrase is in its replicas' environment).
+    made = API.post(f"{base_url}/v1/backups", timeout=300)
+    assert made.status_code == 201, made.text
+    again_id = made.json()["id"]
+    assert made.json()["documents"] >= len(before) + 8
+    listed_ids = [b["id"] for b in API.get(f"{base_url}/v1/backups").json()["data"]]
+    assert listed_ids[:2] == [again_id, backup_id]
+    checked_route = API.post(f"{base_url}/v1/backups/{again_id}/verify").json()
+    assert checked_route == {"id": again_id, "ok": True, "problems": []}
+    assert steady.post("/v1/backups", {}).status_code == 403  # a node key: not an admin

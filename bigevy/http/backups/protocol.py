@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class BackupCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: str | None = Field(
-        None,
-        max_length=1000,
-        description="A directory or s3://bucket/prefix on bigEVY's side; default: "
-        "`backups.location`.",
-    )
+from pydantic import BaseModel, Field
 
 
 class BackupOut(BaseModel):

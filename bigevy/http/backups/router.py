@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 
 from bigevy.fleet.roles import ADMINS, OPERATORS
 from bigevy.http.access import allow
-from bigevy.http.backups.protocol import BackupCheck, BackupCreate, BackupList, BackupOut
+from bigevy.http.backups.protocol import BackupCheck, BackupList, BackupOut
 from bigevy.http.errors import ERRORS
 from bigevy.http.services import Svc
 
@@ -22,9 +22,11 @@ run = asyncio.to_thread
 
 
 @router.post("", status_code=201, response_model=BackupOut, dependencies=[allow(ADMINS)])
-async def create_backup(s: Svc, body: BackupCreate | None = None) -> BackupOut:
-    """A consistent backup now, while bigEVY keeps serving (minutes for a large base)."""
-    return await run(s.backups.create, body.to if body else None)
+async def create_backup(s: Svc) -> BackupOut:
+    """A consistent backup now, to `backups.location`, while bigEVY keeps serving (minutes
+    for a large base). Where it goes is configuration, never a request's choice: a path in
+    a request would let a key write anywhere the server may."""
+    return await run(s.backups.create)
 
 
 @router.get("", response_model=BackupList, dependencies=[allow(OPERATORS)])
